@@ -1,0 +1,29 @@
+"""gunicorn settings: gevent workers (websockets through simple-websocket), bound to $PORT.
+
+WEB_CONCURRENCY sets the number of workers. With more than one worker, Socket.IO clients
+must use the websocket transport only, or each worker must run behind a sticky load
+balancer (see the README, "Scaling out").
+"""
+
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8081')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("KDK_WORKER_CONNECTIONS", "20000"))
+# Long-lived websockets are normal: gevent workers notify the arbiter from their own greenlet.
+timeout = int(os.environ.get("KDK_WORKER_TIMEOUT", "60"))
+graceful_timeout = 10
+keepalive = 5
+# Trust X-Forwarded-* from a local reverse proxy (nginx) only, unless told otherwise.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+accesslog = os.environ.get("KDK_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("KDK_LOG_LEVEL", "info")
+
+
+def worker_exit(server, worker):
+    # Stop background work (sync readers, registry heartbeats) and unregister cleanly.
+    kdk = getattr(getattr(worker, "wsgi", None), "kdk", None)
+    if kdk is not None:
+        kdk.teardown()

@@ -1,0 +1,75 @@
+"""``create_app()``: read the configuration, wire the layers, return the Flask app.
+
+This is the only module that knows every layer. The service-layer application is
+``flask_app.extensions["kdk"]`` (also ``flask_app.kdk``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from .channels import Channels, redis_emitter
+from .config import deep_merge, load_config
+from .core import Application
+from .database import MongoProvider
+from .health import register_healthcheck
+from .services.factory import build_services
+from .testing import client_options_hook
+from .transports.rest import register_rest
+from .transports.socketio import SocketTransport
+
+logger = logging.getLogger(__name__)
+
+
+def configure_realtime(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> None:
+    """Channels always; the Socket.IO server when enabled, else a write-only emitter on Redis."""
+    channels = Channels(kdk)
+    kdk.channels = channels  # type: ignore[attr-defined]
+    kdk.event_sinks.append(channels.publish)
+    socket_settings = dict(settings.get("socketio") or {})
+    redis_url = (settings.get("redis") or {}).get("url")
+    if socket_settings.get("enabled", True):
+        transport = SocketTransport(flask_app, kdk, channels, socket_settings)
+        flask_app.extensions["kdk_socketio"] = transport
+    elif redis_url:
+        channels.emit = redis_emitter(redis_url, socket_settings.get("channel", "kdk-socketio"))
+    for configure in settings.get("channels") or ():
+        configure(kdk, channels)
+
+
+def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Flask:
+    """The Flask app for ``config`` (default: :func:`load_config`), with ``overrides`` on top."""
+    settings = deep_merge(dict(config) if config is not None else load_config(), overrides)
+    kdk = Application(settings)
+
+    mongo_settings = settings.get("mongo") or {}
+    mongo = MongoProvider(
+        mongo_settings.get("url"),
+        database=mongo_settings.get("database"),
+        timeout_ms=int(mongo_settings.get("server_selection_timeout_ms", 2000)),
+    )
+    kdk.set("mongodb", mongo.database)
+    kdk.set("mongo_provider", mongo)
+
+    if (settings.get("testing") or {}).get("client_options"):
+        kdk.hooks({"before": {"all": [client_options_hook]}})
+    build_services(kdk, settings.get("services"))
+    for configure in settings.get("configure") or ():
+        configure(kdk)
+    kdk.setup()
+
+    flask_app = Flask("kdk_app")
+    flask_app.config["MAX_CONTENT_LENGTH"] = int(settings.get("max_body_size", 1024 * 1024))
+    flask_app.json.sort_keys = False  # type: ignore[attr-defined]
+    flask_app.extensions["kdk"] = kdk
+    flask_app.kdk = kdk  # type: ignore[attr-defined]
+
+    register_rest(flask_app, kdk, settings.get("api_path") or "")
+    configure_realtime(flask_app, kdk, settings)
+    timeout_ms = int((settings.get("healthcheck") or {}).get("timeout_ms", 1000))
+    register_healthcheck(flask_app, [("isDatabaseRunning", lambda: mongo.ping(timeout_ms))])
+    return flask_app

@@ -1,0 +1,111 @@
+"""Configuration: config/default.py, then config/<KDK_ENV>.py, then environment variables.
+
+Config files are plain Python. Every public top-level name that is not a module or a class
+becomes a key (prefix helpers with ``_`` to keep them out). Dicts merge deeply, other values
+replace. Environment variables win: ``PORT``, ``HOST``, ``MONGO_URL`` (or ``DB_URL``),
+``REDIS_URL``, ``JWT_SECRET``, and ``KDK_<KEY>`` with ``__`` for nesting, whose value is read as
+JSON when it parses (``KDK_PAGINATE__MAX=100`` is the number 100) and as a string otherwise.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import runpy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Variables that configure the loader itself, not the app.
+LOADER_VARIABLES = {"KDK_ENV", "KDK_CONFIG_DIR"}
+
+
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def default_config_dir() -> Path:
+    """``$KDK_CONFIG_DIR``, else ./config, else the config folder shipped beside the package."""
+    if os.environ.get("KDK_CONFIG_DIR"):
+        return Path(os.environ["KDK_CONFIG_DIR"])
+    local = Path.cwd() / "config"
+    if (local / "default.py").exists():
+        return local
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    namespace = runpy.run_path(str(path), run_name=f"kdk_config_{path.stem}")
+    return {
+        key: value
+        for key, value in namespace.items()
+        if not key.startswith("_") and not inspect.ismodule(value) and not inspect.isclass(value)
+    }
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _set_path(config: dict[str, Any], path: list[str], value: Any) -> None:
+    node = config
+    for key in path[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[path[-1]] = value
+
+
+def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if name.startswith("KDK_") and name not in LOADER_VARIABLES:
+            path = [part.lower() for part in name[4:].split("__") if part]
+            if path:
+                _set_path(overrides, path, _parse_env_value(raw))
+    if environ.get("PORT"):
+        overrides["port"] = int(environ["PORT"])
+    if environ.get("HOST"):
+        overrides["host"] = environ["HOST"]
+    mongo_url = environ.get("MONGO_URL") or environ.get("DB_URL")
+    if mongo_url:
+        _set_path(overrides, ["mongo", "url"], mongo_url)
+    if environ.get("REDIS_URL"):
+        _set_path(overrides, ["redis", "url"], environ["REDIS_URL"])
+    if environ.get("JWT_SECRET"):
+        _set_path(overrides, ["authentication", "secret"], environ["JWT_SECRET"])
+    return overrides
+
+
+def load_config(
+    env: str | None = None,
+    config_dir: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The merged configuration for ``env`` (default ``$KDK_ENV``, else ``development``)."""
+    environ = os.environ if environ is None else environ
+    env = env or environ.get("KDK_ENV") or "development"
+    folder = Path(config_dir) if config_dir else default_config_dir()
+    default_file = folder / "default.py"
+    if not default_file.exists():
+        raise FileNotFoundError(f"No configuration found at {default_file}")
+    config = read_config_file(default_file)
+    env_file = folder / f"{env}.py"
+    if env_file.exists():
+        config = deep_merge(config, read_config_file(env_file))
+    config = deep_merge(config, environment_overrides(environ))
+    config["env"] = env
+    return config

@@ -1,0 +1,55 @@
+"""Run one process of the app: the embedded default for `kdk serve`.
+
+With no MongoDB URL it starts SecantusDB as a child process (data in ``mongo.embedded_path``)
+and stops it on exit, whatever ends the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from typing import Any
+
+from gevent.pywsgi import WSGIServer
+
+from .app import create_app
+
+logger = logging.getLogger(__name__)
+
+
+def listener(host: str, port: int) -> socket.socket:
+    """A listening socket with TCP_NODELAY, which accepted sockets inherit: without it, small
+    keep-alive responses wait ~40 ms for the peer's delayed ACK (as gunicorn also avoids)."""
+    sock = socket.create_server((host, port), reuse_port=False, backlog=2048)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def run_server(config: dict[str, Any]) -> int:
+    mongo = config.setdefault("mongo", {})
+    embedded = None
+    if not mongo.get("url"):
+        from .embedded import start_secantusdb
+
+        path = mongo.get("embedded_path") or "./var/db"
+        logger.info("no MongoDB URL configured: starting an embedded SecantusDB in %s", path)
+        embedded, mongo["url"] = start_secantusdb(path)
+    try:
+        flask_app = create_app(config)
+        host, port = config.get("host", "0.0.0.0"), int(config.get("port", 8081))
+        server = WSGIServer(listener(host, port), flask_app, log=None, error_log=logger)
+
+        def stop(*_: Any) -> None:
+            logger.info("stopping")
+            server.stop(timeout=5)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        logger.info("kdk-app listening on http://%s:%s", host, port)
+        server.serve_forever()
+        flask_app.kdk.teardown()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0

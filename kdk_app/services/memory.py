@@ -1,0 +1,203 @@
+"""An in-memory service with the same semantics as MongoService, for tests, examples and benchmarks."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .adapter import AdapterService
+from .query import Query
+
+
+def get_path(record: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    """The value at a dot path, and whether it exists."""
+    value: Any = record
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return False, None
+    return True, value
+
+
+def _equals(stored: Any, wanted: Any) -> bool:
+    # MongoDB semantics: a scalar matches an array field that contains it.
+    if isinstance(stored, list) and not isinstance(wanted, list):
+        return any(_equals(item, wanted) for item in stored)
+    if isinstance(stored, bool) != isinstance(wanted, bool):
+        return False
+    return stored == wanted
+
+
+def _compare(stored: Any, operator: str, operand: Any) -> bool:
+    if stored is None or operand is None or isinstance(stored, bool) != isinstance(operand, bool):
+        return False
+    try:
+        if operator == "$lt":
+            return stored < operand
+        if operator == "$lte":
+            return stored <= operand
+        if operator == "$gt":
+            return stored > operand
+        return stored >= operand
+    except TypeError:  # MongoDB never matches across type brackets
+        return False
+
+
+def _match_operators(exists: bool, stored: Any, operators: Mapping[str, Any]) -> bool:
+    for operator, operand in operators.items():
+        if operator == "$in":
+            if not any(_equals(stored, item) for item in operand):
+                return False
+        elif operator == "$nin":
+            if any(_equals(stored, item) for item in operand):
+                return False
+        elif operator == "$ne":
+            if _equals(stored, operand) or (operand is None and not exists):
+                return False
+        elif operator in ("$lt", "$lte", "$gt", "$gte"):
+            values = stored if isinstance(stored, list) else [stored]
+            if not any(_compare(v, operator, operand) for v in values):
+                return False
+        else:
+            raise ValueError(f"MemoryService does not implement {operator}")
+    return True
+
+
+def matches(record: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
+    for key, condition in query.items():
+        if key == "$or":
+            if not any(matches(record, clause) for clause in condition):
+                return False
+        elif key == "$and":
+            if not all(matches(record, clause) for clause in condition):
+                return False
+        else:
+            exists, stored = get_path(record, key)
+            if isinstance(condition, Mapping) and any(str(k).startswith("$") for k in condition):
+                if not _match_operators(exists, stored, condition):
+                    return False
+            elif condition is None:
+                if exists and stored is not None:
+                    return False
+            elif not exists or not _equals(stored, condition):
+                return False
+    return True
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # MongoDB's order of type brackets: null, numbers, strings, objects, arrays, booleans.
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (5, value)
+    if isinstance(value, (int, float)):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, str(value))
+
+
+def sort_records(records: list[dict[str, Any]], sort: Mapping[str, int]) -> list[dict[str, Any]]:
+    for field, direction in reversed(list(sort.items())):
+        records.sort(key=lambda r, f=field: _sort_key(get_path(r, f)[1]), reverse=direction < 0)
+    return records
+
+
+class MemoryService(AdapterService):
+    """Records in a dict, keyed by id; integer ids counting up from 0 unless the data has one."""
+
+    def __init__(self, store: Iterable[Mapping[str, Any]] = (), **options: Any) -> None:
+        super().__init__(**options)
+        self.store: dict[Any, dict[str, Any]] = {}
+        self._ids = itertools.count()
+        self._lock = threading.RLock()
+        for record in store:
+            self._insert(dict(record))
+
+    def _insert(self, record: dict[str, Any]) -> dict[str, Any]:
+        if record.get(self.id) is None:
+            record[self.id] = next(self._ids)
+        self.store[record[self.id]] = record
+        return record
+
+    def _key(self, id: Any) -> Any:
+        """REST ids are strings: '1' finds the record stored under 1."""
+        if id in self.store:
+            return id
+        if isinstance(id, str) and id.lstrip("-").isdigit() and int(id) in self.store:
+            return int(id)
+        return id
+
+    def _matching(self, query: Query) -> list[dict[str, Any]]:
+        return [r for r in self.store.values() if matches(r, query.query)]
+
+    def _find(self, params: dict[str, Any]) -> Any:
+        paginate = self.paginate_options(params)
+        query = self.parse_query(params)
+        with self._lock:
+            found = sort_records(self._matching(query), query.sort)
+        total = len(found)
+        found = found[query.skip :]
+        if query.limit is not None:
+            found = found[: query.limit]
+        data = [copy.deepcopy(self.select(r, query.select, params)) for r in found]
+        return self.page(query, total, data, paginate)
+
+    def _get(self, id: Any, params: dict[str, Any]) -> Any:
+        query = self.parse_query(params, paginated=False)
+        with self._lock:
+            record = self.store.get(self._key(id))
+            if record is None or not matches(record, query.query):
+                raise self.not_found(id)
+            return copy.deepcopy(self.select(record, query.select, params))
+
+    def _create(self, data: Any, params: dict[str, Any]) -> Any:
+        query = self.parse_query(params, paginated=False)
+        items = data if isinstance(data, list) else [data]
+        with self._lock:
+            created = [copy.deepcopy(self._insert(copy.deepcopy(dict(item)))) for item in items]
+        created = [self.select(r, query.select, params) for r in created]
+        return created if isinstance(data, list) else created[0]
+
+    def _update(self, id: Any, data: Any, params: dict[str, Any]) -> Any:
+        query = self.parse_query(params, paginated=False)
+        with self._lock:
+            key = self._key(id)
+            current = self.store.get(key)
+            if current is None or not matches(current, query.query):
+                raise self.not_found(id)
+            record = {**copy.deepcopy(dict(data)), self.id: current[self.id]}
+            self.store[key] = record
+            return copy.deepcopy(self.select(record, query.select, params))
+
+    def _targets(self, id: Any, query: Query) -> list[Any]:
+        if id is None:
+            return [r[self.id] for r in self._matching(query)]
+        key = self._key(id)
+        record = self.store.get(key)
+        if record is None or not matches(record, query.query):
+            raise self.not_found(id)
+        return [key]
+
+    def _patch(self, id: Any, data: Any, params: dict[str, Any]) -> Any:
+        query = self.parse_query(params, paginated=False)
+        changes = {k: v for k, v in dict(data).items() if k != self.id}
+        with self._lock:
+            keys = self._targets(id, query)
+            for key in keys:
+                self.store[key].update(copy.deepcopy(changes))
+            patched = [copy.deepcopy(self.select(self.store[k], query.select, params)) for k in keys]
+        return patched if id is None else patched[0]
+
+    def _remove(self, id: Any, params: dict[str, Any]) -> Any:
+        query = self.parse_query(params, paginated=False)
+        with self._lock:
+            keys = self._targets(id, query)
+            removed = [self.select(self.store.pop(k), query.select, params) for k in keys]
+        return removed if id is None else removed[0]

@@ -1,0 +1,170 @@
+"""REST transport: one Flask blueprint per service, with the verb table of PROTOCOL §3.1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from ..core import STANDARD_METHODS, Application, HookContext, Service, errors
+from ..core.serialization import dumps
+from .qs import QueryStringError, parse_query_string
+
+logger = logging.getLogger(__name__)
+
+HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# Functions that add to the params of each REST call (e.g. authentication from a header).
+ParamsBuilder = Callable[[Any, dict[str, Any]], None]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(body), status=status, headers=headers, mimetype="application/json")
+
+
+def error_response(error: BaseException) -> Response:
+    feathers_error = errors.convert(error)
+    if feathers_error is not error:
+        logger.error("unexpected error in %s %s", request.method, request.path, exc_info=error)
+    return json_response(feathers_error.to_json(), feathers_error.code)
+
+
+def _js_falsy(value: Any) -> bool:
+    # JavaScript falsiness decides 204 (PROTOCOL §3.1); [] and {} are truthy there.
+    if value is None or value is False or value == "":
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+
+
+def status_for(context: HookContext, body: Any) -> tuple[int, dict[str, str]]:
+    headers = dict(context.http.get("headers") or {})
+    if context.http.get("status"):
+        return int(context.http["status"]), headers
+    location = context.http.get("location") or headers.get("Location")
+    if location:
+        headers["Location"] = location
+        return 303, headers
+    if _js_falsy(body):
+        return 204, headers
+    return (201 if context.method == "create" else 200), headers
+
+
+def read_body() -> Any:
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.BadRequest("Invalid JSON in request body") from None
+
+
+def resolve_method(service: Service, verb: str, id: Any) -> str:
+    """The service method for an HTTP verb (custom methods by ``X-Service-Method`` on POST)."""
+    if verb == "POST":
+        custom = request.headers.get("X-Service-Method")
+        if custom:
+            if custom not in service.methods or custom in STANDARD_METHODS:
+                raise errors.MethodNotAllowed(f"Method `{custom}` is not supported by this endpoint.")
+            return custom
+        return "create"
+    method = {
+        "GET": "get" if id is not None else "find",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "remove",
+    }[verb]
+    if method not in service.methods:
+        raise errors.MethodNotAllowed(f"Method `{method}` is not supported by this endpoint.")
+    return method
+
+
+def call_service(kdk: Application, service: Service, id: str | None, route: dict[str, str]) -> Response:
+    verb = "GET" if request.method == "HEAD" else request.method
+    method = resolve_method(service, verb, id)
+    try:
+        query = parse_query_string(request.query_string, depth=kdk.get("query_depth", 5))
+    except QueryStringError as exc:
+        raise errors.BadRequest(f"Invalid query string: {exc}") from None
+    params: dict[str, Any] = {
+        "query": query,
+        "provider": "rest",
+        "headers": {k.lower(): v for k, v in request.headers.items()},
+        "route": route,
+    }
+    for builder in kdk.get("rest_params_builders", ()):
+        builder(request, params)
+    if method == "find":
+        args: tuple[Any, ...] = (params,)
+    elif method in ("get", "remove"):
+        args = (id, params)
+    elif method in ("update", "patch"):
+        args = (id, read_body(), params)
+    else:  # create and custom methods take (data, params); an id in the URL is ignored
+        args = (read_body(), params)
+    context = service.run(method, *args)
+    body = context.safe_result
+    status, headers = status_for(context, body)
+    if status == 204:
+        return Response(status=204, headers=headers)
+    return json_response(body, status, headers)
+
+
+def _flask_rule(path: str) -> str:
+    """``users/:userId/messages`` becomes ``users/<userId>/messages``."""
+    return re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", r"<\1>", path)
+
+
+def service_blueprint(kdk: Application, service: Service, api_path: str) -> Blueprint:
+    name = "rest_" + re.sub(r"\W", "_", service.path)
+    prefix = f"{api_path.rstrip('/')}/{_flask_rule(service.path)}" if service.path != "/" else api_path or "/"
+    blueprint = Blueprint(name, __name__, url_prefix=prefix if prefix != "/" else None)
+
+    def collection(**route: str) -> Response:
+        return call_service(kdk, service, None, route)
+
+    def item(__id: str, **route: str) -> Response:
+        if "/" in __id:  # /todos/1/x matches no service route (PROTOCOL §3.1)
+            raise errors.NotFound("Page not found", {"url": request.path})
+        return call_service(kdk, service, __id, route)
+
+    blueprint.add_url_rule("/", "collection", collection, methods=HTTP_METHODS, strict_slashes=False)
+    blueprint.add_url_rule("/<path:__id>", "item", item, methods=HTTP_METHODS)
+    return blueprint
+
+
+def register_rest(flask_app: Flask, kdk: Application, api_path: str = "") -> None:
+    """Mount every service of ``kdk`` (now and later) and answer every error as Feathers JSON."""
+
+    def mount(service: Service) -> None:
+        flask_app.register_blueprint(service_blueprint(kdk, service, api_path))
+
+    for service in list(kdk.services.values()):
+        mount(service)
+    register_error_handlers(flask_app)
+
+
+def register_error_handlers(flask_app: Flask) -> None:
+    @flask_app.errorhandler(errors.FeathersError)
+    def feathers_error(error: errors.FeathersError) -> Response:
+        return error_response(error)
+
+    @flask_app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        code = error.code or 500
+        if code == 404:
+            return error_response(errors.NotFound("Page not found", {"url": request.path}))
+        if code == 405:
+            return error_response(errors.MethodNotAllowed(f"Method {request.method} not allowed"))
+        if code == 413:
+            return error_response(errors.PayloadTooLarge("Request body is too large"))
+        cls = errors.ERRORS_BY_CODE.get(code, errors.GeneralError if code >= 500 else errors.BadRequest)
+        return error_response(cls(error.description or error.name))
+
+    @flask_app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        return error_response(error)

@@ -1,0 +1,145 @@
+"""Socket.IO transport speaking the Feathers socket protocol (PROTOCOL §4).
+
+Every ``emit(method, path, ...args, ack)`` becomes a service call with ``provider="socketio"``;
+the ack gets ``(None, result)`` or the error JSON. Handlers are registered on the
+python-socketio server itself, with no Flask request context per message, because a socket
+message is not an HTTP request and the context costs time on every call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from ..channels import Channels
+from ..core import METHOD_ARGUMENTS, Application, errors
+from ..core.serialization import default as json_default
+
+logger = logging.getLogger(__name__)
+
+# Position of the query among the arguments of each method (after the path).
+QUERY_POSITION = {"find": 0, "get": 1, "remove": 1, "create": 1, "update": 2, "patch": 2}
+# Functions that may refuse or enrich a new connection: (connection, environ, auth) -> None.
+ConnectHandler = Callable[[dict[str, Any], dict[str, Any], Any], None]
+
+
+class FeathersJSON:
+    """The JSON module python-socketio uses for packets: our one encoding (ObjectId, datetime)."""
+
+    @staticmethod
+    def dumps(obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("separators", (",", ":"))
+        return json.dumps(obj, default=json_default, **kwargs)
+
+    @staticmethod
+    def loads(s: str | bytes, **kwargs: Any) -> Any:
+        return json.loads(s, **kwargs)
+
+
+class SocketTransport:
+    """The Socket.IO server of one process, its connections, and the glue to channels."""
+
+    def __init__(
+        self, flask_app: Flask, kdk: Application, channels: Channels, settings: dict[str, Any]
+    ) -> None:
+        self.kdk = kdk
+        self.channels = channels
+        self.connections: dict[str, dict[str, Any]] = {}
+        self.connect_handlers: list[ConnectHandler] = []
+        redis_url = (kdk.get("redis") or {}).get("url")
+        self.socketio = SocketIO(
+            flask_app,
+            async_mode=settings.get("async_mode", "gevent"),
+            path=settings.get("path", "/socket.io").strip("/"),
+            cors_allowed_origins=settings.get("cors_allowed_origins", "*"),
+            message_queue=redis_url,
+            channel=settings.get("channel", "kdk-socketio"),
+            json=FeathersJSON,
+            ping_interval=settings.get("ping_interval", 25),
+            ping_timeout=settings.get("ping_timeout", 20),
+            max_http_buffer_size=int(settings.get("max_http_buffer_size", 1_000_000)),
+            manage_session=False,
+            always_connect=False,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.server = self.socketio.server
+        self.server.on("connect", self._on_connect)
+        self.server.on("disconnect", self._on_disconnect)
+        self.server.on("*", self._on_event)
+        channels.emit = self.emit
+        channels.enter_room = lambda conn, room: self.server.enter_room(conn["sid"], room)
+        channels.leave_room = lambda conn, room: self.server.leave_room(conn["sid"], room)
+
+    def emit(self, event: str, payload: Any, rooms: list[str]) -> None:
+        self.socketio.emit(event, payload, to=rooms)
+
+    # --- connection lifecycle ------------------------------------------------------------
+    def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        headers = {
+            key[5:].replace("_", "-").lower(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        connection: dict[str, Any] = {"provider": "socketio", "headers": headers, "sid": sid}
+        for handler in self.connect_handlers:
+            handler(connection, environ, auth)  # may raise ConnectionRefusedError
+        self.connections[sid] = connection
+        self.kdk.emit("connection", connection)
+
+    def _on_disconnect(self, sid: str, *reason: Any) -> None:
+        connection = self.connections.pop(sid, None)
+        if connection is not None:
+            connection.get("channels", set()).clear()
+            self.kdk.emit("disconnect", connection)
+
+    def disconnect(self, connection: dict[str, Any]) -> None:
+        self.server.disconnect(connection["sid"])
+
+    # --- calls ---------------------------------------------------------------------------
+    def _on_event(self, method: str, sid: str, *args: Any) -> Any:
+        try:
+            return (None, self.handle_call(sid, method, list(args)))
+        except errors.FeathersError as error:
+            return error.to_json()
+        except Exception as error:  # never crash the worker, never leak a stack
+            logger.exception("socket call %s failed", method)
+            return errors.convert(error).to_json()
+
+    def handle_call(self, sid: str, method: str, args: list[Any]) -> Any:
+        connection = self.connections.get(sid)
+        if connection is None:
+            raise errors.NotAuthenticated("Connection is not established")
+        if not args or not isinstance(args[0], str):
+            raise errors.BadRequest("Invalid service path")
+        path, args = args[0], args[1:]
+        found = self.kdk.lookup(path)
+        if found is None:
+            raise errors.NotFound(f"Service '{path.strip('/') or '/'}' not found")
+        service, route = found
+        if method not in service.methods:
+            raise errors.MethodNotAllowed(f"Method '{method}' not allowed on service '{service.path}'")
+        names = METHOD_ARGUMENTS.get(method, ("data", "params"))
+        if len(args) > len(names):
+            raise errors.BadRequest(f"Too many arguments for '{method}' method")
+        position = QUERY_POSITION.get(method, 1)
+        args += [None] * (len(names) - len(args))
+        query = args[position]
+        if query is None:
+            query = {}
+        if not isinstance(query, dict):
+            raise errors.BadRequest("Invalid query: must be an object")
+        params = {
+            **{k: v for k, v in connection.items() if k not in ("sid", "channels")},
+            "query": query,
+            "route": route,
+            "connection": connection,
+        }
+        args[position] = params
+        context = service.run(method, *args)
+        return context.safe_result
