@@ -45,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     """The Flask app for ``config`` (default: :func:`load_config`), with ``overrides`` on top."""
     settings = deep_merge(dict(config) if config is not None else load_config(), overrides)
     kdk = Application(settings)
+    kdk.rest_params_builders = []  # type: ignore[attr-defined]
 
     mongo_settings = settings.get("mongo") or {}
     mongo = MongoProvider(

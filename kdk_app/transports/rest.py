@@ -18,7 +18,8 @@ from .qs import QueryStringError, parse_query_string
 logger = logging.getLogger(__name__)
 
 HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-# Functions that add to the params of each REST call (e.g. authentication from a header).
+# Functions that add to the params of each REST call (e.g. authentication from a header);
+# the app keeps them in ``kdk.rest_params_builders``.
 ParamsBuilder = Callable[[Any, dict[str, Any]], None]
 
 
@@ -96,7 +97,7 @@ def call_service(kdk: Application, service: Service, id: str | None, route: dict
         "headers": {k.lower(): v for k, v in request.headers.items()},
         "route": route,
     }
-    for builder in kdk.get("rest_params_builders", ()):
+    for builder in getattr(kdk, "rest_params_builders", ()):
         builder(request, params)
     if method == "find":
         args: tuple[Any, ...] = (params,)
@@ -140,11 +141,24 @@ def service_blueprint(kdk: Application, service: Service, api_path: str) -> Blue
 def register_rest(flask_app: Flask, kdk: Application, api_path: str = "") -> None:
     """Mount every service of ``kdk`` (now and later) and answer every error as Feathers JSON."""
 
-    def mount(service: Service) -> None:
+    for service in list(kdk.services.values()):
         flask_app.register_blueprint(service_blueprint(kdk, service, api_path))
 
-    for service in list(kdk.services.values()):
-        mount(service)
+    # Services registered after start (remote services of other instances) have no blueprint:
+    # Flask cannot add routes once serving, so one catch-all resolves them by path.
+    def dynamic(rest: str) -> Response:
+        found = kdk.lookup(rest)
+        if found is not None:
+            return call_service(kdk, found[0], None, found[1])
+        parent, _, id = rest.rstrip("/").rpartition("/")
+        found = kdk.lookup(parent) if parent else None
+        if found is None:
+            raise errors.NotFound("Page not found", {"url": request.path})
+        return call_service(kdk, found[0], id, found[1])
+
+    flask_app.add_url_rule(
+        f"{api_path.rstrip('/')}/<path:rest>", "rest_dynamic", dynamic, methods=HTTP_METHODS
+    )
     register_error_handlers(flask_app)
 
 
