@@ -12,13 +12,15 @@ from typing import Any
 
 from flask import Flask
 
-from .channels import Channels, redis_emitter
+from .channels import Channels
 from .config import deep_merge, load_config
 from .core import Application
 from .database import MongoProvider
 from .health import register_healthcheck
+from .redis_client import RedisProvider
 from .services.factory import build_services
 from .testing import client_options_hook
+from .transports.redis_queue import redis_emitter
 from .transports.rest import register_rest
 from .transports.socketio import SocketTransport
 
@@ -72,5 +74,11 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     register_rest(flask_app, kdk, settings.get("api_path") or "")
     configure_realtime(flask_app, kdk, settings)
     timeout_ms = int((settings.get("healthcheck") or {}).get("timeout_ms", 1000))
-    register_healthcheck(flask_app, [("isDatabaseRunning", lambda: mongo.ping(timeout_ms))])
+    checks = [("isDatabaseRunning", lambda: mongo.ping(timeout_ms))]
+    redis_url = (settings.get("redis") or {}).get("url")
+    if redis_url:
+        redis_provider = RedisProvider(redis_url)
+        kdk.set("redis_provider", redis_provider)
+        checks.append(("isRedisRunning", lambda: redis_provider.ping(timeout_ms)))
+    register_healthcheck(flask_app, checks)
     return flask_app

@@ -114,15 +114,3 @@ def _flatten(value: Any) -> list[Channel]:
     for item in value:
         channels.extend(_flatten(item))
     return channels
-
-
-def redis_emitter(redis_url: str, channel: str) -> Emitter:
-    """Publish to socket clients through Redis from a process that runs no Socket.IO server."""
-    from socketio import RedisManager
-
-    manager = RedisManager(redis_url, channel=channel, write_only=True)
-
-    def emit(event: str, payload: Any, rooms: list[str]) -> None:
-        manager.emit(event, payload, namespace="/", room=rooms)
-
-    return emit

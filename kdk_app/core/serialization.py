@@ -48,3 +48,16 @@ def dumps(value: Any) -> str:
 def to_jsonable(value: Any) -> Any:
     """The value as plain JSON types (what a client would see after a round trip)."""
     return json.loads(dumps(value))
+
+
+class FeathersJSON:
+    """A ``json``-like module with our encoding, for libraries that take one (python-socketio)."""
+
+    @staticmethod
+    def dumps(obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("separators", (",", ":"))
+        return json.dumps(obj, default=default, **kwargs)
+
+    @staticmethod
+    def loads(s: str | bytes, **kwargs: Any) -> Any:
+        return json.loads(s, **kwargs)

@@ -8,7 +8,6 @@ message is not an HTTP request and the context costs time on every call.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,8 @@ from flask_socketio import SocketIO
 
 from ..channels import Channels
 from ..core import METHOD_ARGUMENTS, Application, errors
-from ..core.serialization import default as json_default
+from ..core.serialization import FeathersJSON
+from .redis_queue import ResilientRedisManager
 
 logger = logging.getLogger(__name__)
 
@@ -26,19 +26,6 @@ logger = logging.getLogger(__name__)
 QUERY_POSITION = {"find": 0, "get": 1, "remove": 1, "create": 1, "update": 2, "patch": 2}
 # Functions that may refuse or enrich a new connection: (connection, environ, auth) -> None.
 ConnectHandler = Callable[[dict[str, Any], dict[str, Any], Any], None]
-
-
-class FeathersJSON:
-    """The JSON module python-socketio uses for packets: our one encoding (ObjectId, datetime)."""
-
-    @staticmethod
-    def dumps(obj: Any, **kwargs: Any) -> str:
-        kwargs.setdefault("separators", (",", ":"))
-        return json.dumps(obj, default=json_default, **kwargs)
-
-    @staticmethod
-    def loads(s: str | bytes, **kwargs: Any) -> Any:
-        return json.loads(s, **kwargs)
 
 
 class SocketTransport:
@@ -52,13 +39,14 @@ class SocketTransport:
         self.connections: dict[str, dict[str, Any]] = {}
         self.connect_handlers: list[ConnectHandler] = []
         redis_url = (kdk.get("redis") or {}).get("url")
+        channel = settings.get("channel", "kdk-socketio")
+        queue = ResilientRedisManager(redis_url, channel) if redis_url else None
         self.socketio = SocketIO(
             flask_app,
             async_mode=settings.get("async_mode", "gevent"),
             path=settings.get("path", "/socket.io").strip("/"),
             cors_allowed_origins=settings.get("cors_allowed_origins", "*"),
-            message_queue=redis_url,
-            channel=settings.get("channel", "kdk-socketio"),
+            client_manager=queue,
             json=FeathersJSON,
             ping_interval=settings.get("ping_interval", 25),
             ping_timeout=settings.get("ping_timeout", 20),
