@@ -51,3 +51,11 @@ socketio = {
     "cors_allowed_origins": "*",  # or a list of origins
     "channel": "kdk-socketio",  # Redis pub/sub channel of the Socket.IO message queue
 }
+# Cross-instance event sync for server-side listeners (Redis Streams); needs redis.url.
+sync = {
+    "enabled": True,
+    "stream": "kdk:events",
+    "retention_ms": 3_600_000,  # how far back a reconnecting instance can catch up
+    "maxlen": 100_000,
+    "outbox_size": 10_000,  # events kept in memory while Redis is down
+}

@@ -10,3 +10,20 @@ services = {
         "events": ["testing"],
     },
 }
+
+
+def _record_synced_events(app):
+    """A server-side listener the resilience tests can observe: synced `messages created` events
+    are written to an in-memory `heard` service, readable over REST."""
+    from kdk_app.services import MemoryService
+
+    heard = app.use("heard", MemoryService(multi=True))
+
+    def record(data, context):
+        if getattr(context, "remote", False):
+            heard.create({"record_id": data.get("_id"), "text": data.get("text"), "origin": context.origin})
+
+    app.service("messages").on("created", record)
+
+
+configure = [_record_synced_events]

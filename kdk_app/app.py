@@ -19,6 +19,7 @@ from .database import MongoProvider
 from .health import register_healthcheck
 from .redis_client import RedisProvider
 from .services.factory import build_services
+from .sync import configure_sync
 from .testing import client_options_hook
 from .transports.redis_queue import redis_emitter
 from .transports.rest import register_rest
@@ -73,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
 
     register_rest(flask_app, kdk, settings.get("api_path") or "")
     configure_realtime(flask_app, kdk, settings)
+    flask_app.extensions["kdk_sync"] = configure_sync(kdk, settings)
     timeout_ms = int((settings.get("healthcheck") or {}).get("timeout_ms", 1000))
     checks = [("isDatabaseRunning", lambda: mongo.ping(timeout_ms))]
     redis_url = (settings.get("redis") or {}).get("url")

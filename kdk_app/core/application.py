@@ -51,7 +51,8 @@ class ServiceEvent:
     path: str
     event: str
     data: Any
-    context: HookContext | None
+    # The HookContext of the call, or a lighter context object for events from elsewhere.
+    context: HookContext | Any | None
     # True when the event happened on another instance and reached us through the sync bus.
     remote: bool = False
     meta: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,183 @@
+"""Cross-instance service events over a Redis stream (what feathers-sync does).
+
+Every local event is queued as an envelope and XADDed by a background publisher; a
+background reader XREADs the stream and re-dispatches other instances' events locally with
+``remote=True``, so listeners hear them and sinks (sockets, this bus) leave them alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from functools import partial
+
+from ..core.application import Application, ServiceEvent
+from .envelope import FIELD, EnvelopeError, make_envelope, parse_envelope, synced_context
+from .link import make_client
+from .position import NEW_ONLY, parse_id
+from .publisher import Publisher
+from .reader import StreamReader
+from .recent import RecentIds
+from .stats import SyncStats
+
+logger = logging.getLogger(__name__)
+
+_FIELD_KEY = FIELD.encode()
+
+
+def default_instance_id() -> str:
+    # Host and pid for humans reading the stream; the random part keeps two buses of one
+    # process (tests, several apps) apart.
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class EventSync:
+    """Publishes this instance's service events and dispatches everyone else's.
+
+    ``start()`` registers the sink and starts both threads; ``stop()`` undoes it. A stopped
+    bus can be started again: it resumes after the last entry it handled (or ``from_id``),
+    and any events still in its outbox are sent then.
+    """
+
+    def __init__(
+        self,
+        app: Application,
+        redis_url: str,
+        *,
+        stream: str = "kdk:events",
+        retention_ms: int = 3_600_000,
+        maxlen: int = 100_000,
+        instance_id: str | None = None,
+        block_ms: int = 1000,
+        start_id: str | None = None,
+        outbox_size: int = 10_000,
+        socket_timeout: float = 1.0,
+        dedupe_size: int = 10_000,
+        backoff: tuple[float, float] = (0.1, 2.0),
+    ) -> None:
+        if start_id is not None and start_id != NEW_ONLY:
+            parse_id(start_id)  # fail at configuration time, not in the thread
+        self.app = app
+        self.redis_url = redis_url
+        self.stream = stream
+        self.instance_id = instance_id or default_instance_id()
+        self.start_id = start_id
+        self.stats = SyncStats()
+        self._recent = RecentIds(dedupe_size)
+        self._lock = threading.Lock()
+        self._running = False
+        connect = partial(make_client, redis_url, connect_timeout=socket_timeout, timeout=socket_timeout)
+        # The blocking read must outlast its own BLOCK time before the socket gives up.
+        read_timeout = block_ms / 1000 + socket_timeout
+        self._publisher = Publisher(
+            connect,
+            stream,
+            self.stats,
+            maxlen=maxlen,
+            retention_ms=retention_ms,
+            outbox_size=outbox_size,
+            backoff=backoff,
+        )
+        self._reader = StreamReader(
+            partial(make_client, redis_url, connect_timeout=socket_timeout, timeout=read_timeout),
+            stream,
+            self._handle_entry,
+            self.stats,
+            block_ms=block_ms,
+            backoff=backoff,
+        )
+        self._stop_timeout = read_timeout + 2 * socket_timeout + 1.0
+
+    # --- lifecycle -----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def last_id(self) -> str | None:
+        """Id of the last stream entry handled (or the pinned start position)."""
+        return self._reader.last_id
+
+    @property
+    def pending(self) -> int:
+        """Events queued locally and not yet written to Redis."""
+        return self._publisher.pending
+
+    def start(self, from_id: str | None = None) -> EventSync:
+        """Start publishing and reading; read after ``from_id``, else resume, else new only."""
+        if from_id is not None and from_id != NEW_ONLY:
+            parse_id(from_id)
+        with self._lock:
+            if self._running:
+                raise RuntimeError("EventSync is already running")
+            position = from_id or self._reader.last_id or self.start_id or NEW_ONLY
+            self._publisher.start()
+            self._reader.start(position)
+            if self._sink not in self.app.event_sinks:
+                self.app.event_sinks.append(self._sink)
+            self._running = True
+        logger.info("sync bus %s on stream %r from %s", self.instance_id, self.stream, position)
+        return self
+
+    def stop(self) -> None:
+        """Stop both threads (bounded wait); unsent events stay queued for a later start."""
+        with self._lock:
+            if not self._running:
+                return
+            self._running = False
+            if self._sink in self.app.event_sinks:
+                self.app.event_sinks.remove(self._sink)
+            self._reader.stop(self._stop_timeout)
+            self._publisher.stop(self._stop_timeout)
+        logger.info("sync bus %s stopped at %s", self.instance_id, self.last_id)
+
+    def is_connected(self) -> bool:
+        """Cheap health flag: running, the reader's last command worked, the publisher's too."""
+        return self._running and self._reader.state.up is True and self._publisher.state.up is not False
+
+    # --- publishing ----------------------------------------------------------------------
+    def _sink(self, event: ServiceEvent) -> None:
+        if event.remote:
+            return  # it came from the bus: its origin published it already
+        try:
+            message = make_envelope(
+                event.path, event.event, event.data, event.context, self.instance_id
+            ).encode()
+        except (TypeError, ValueError):
+            # Encoded here, on the caller's thread, so the envelope is a snapshot of the data.
+            self.stats.bump("publish_failures")
+            logger.exception("sync: cannot encode %s %s", event.path, event.event)
+            return
+        self._publisher.submit(message)
+
+    # --- receiving -----------------------------------------------------------------------
+    def _handle_entry(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        try:
+            envelope = parse_envelope(fields.get(_FIELD_KEY))
+        except EnvelopeError as exc:
+            self.stats.bump("invalid")
+            logger.warning("sync: skipping invalid entry %s: %s", entry_id, exc)
+            return
+        if envelope.origin == self.instance_id:
+            self.stats.bump("dropped_own")
+            return
+        if not self._recent.add(envelope.id):
+            self.stats.bump("dropped_duplicate")
+            return
+        if envelope.path not in self.app.services:
+            self.stats.bump("dropped_unknown_path")
+            logger.debug("sync: no service at %r for %s", envelope.path, entry_id)
+            return
+        self.stats.bump("received")
+        self.app.dispatch_event(
+            ServiceEvent(
+                envelope.path,
+                envelope.event,
+                envelope.data,
+                synced_context(envelope),
+                remote=True,
+            )
+        )

@@ -1,0 +1,53 @@
+"""Build the sync bus from application settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ..core.application import Application
+from .bus import EventSync
+
+logger = logging.getLogger(__name__)
+
+# settings["sync"] keys passed through to EventSync, with the type each must have.
+SYNC_OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "stream": str,
+    "retention_ms": int,
+    "maxlen": int,
+    "outbox_size": int,
+    "block_ms": int,
+    "socket_timeout": (int, float),
+    "instance_id": str,
+    "start_id": str,
+}
+
+
+def configure_sync(app: Application, settings: Mapping[str, Any], *, start: bool = True) -> EventSync | None:
+    """The bus for ``settings["redis"]["url"]`` (started unless ``start=False``), or None.
+
+    None when no Redis URL is configured or ``settings["sync"]["enabled"]`` is false. The bus
+    stops itself on ``app.teardown()``.
+    """
+    redis_settings = settings.get("redis") or {}
+    url = redis_settings.get("url") if isinstance(redis_settings, Mapping) else None
+    options = dict(settings.get("sync") or {})
+    if not url:
+        logger.info("sync bus disabled: no Redis URL configured")
+        return None
+    if not options.pop("enabled", True):
+        logger.info("sync bus disabled by settings")
+        return None
+    unknown = set(options) - set(SYNC_OPTIONS)
+    if unknown:
+        raise ValueError(f"Unknown sync settings: {', '.join(sorted(unknown))}")
+    for key, value in options.items():
+        expected = SYNC_OPTIONS[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
+            raise ValueError(f"Setting sync.{key} has the wrong type: {value!r}")
+    sync = EventSync(app, url, **{k: v for k, v in options.items() if v is not None})
+    app.on("teardown", lambda _app: sync.stop())
+    if start:
+        sync.start()
+    return sync

@@ -1,0 +1,67 @@
+"""The Redis side of one worker thread: its client, its up/down state, and its backoff."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+
+def make_client(url: str, *, timeout: float, connect_timeout: float) -> redis.Redis:
+    """A client that fails fast: our loops own retrying, with their own backoff."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+
+
+class Backoff:
+    """Delays that double from ``first`` up to ``cap``, until ``reset()``."""
+
+    def __init__(self, first: float = 0.1, cap: float = 2.0) -> None:
+        self.first = first
+        self.cap = cap
+        self._next = first
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+class LinkState:
+    """Whether a worker's last Redis command succeeded; logs transitions, not every failure."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.up: bool | None = None  # None: not tried yet
+
+    def ok(self) -> bool:
+        """Record a success; True when it ends an outage (a reconnection)."""
+        recovered = self.up is False
+        if recovered:
+            logger.info("sync %s: Redis is back", self.name)
+        elif self.up is None:
+            logger.debug("sync %s: connected to Redis", self.name)
+        self.up = True
+        return recovered
+
+    def failed(self, error: BaseException) -> None:
+        if self.up is not False:
+            logger.warning("sync %s: Redis unavailable, retrying: %s", self.name, error)
+        else:
+            logger.debug("sync %s: still no Redis: %s", self.name, error)
+        self.up = False
+
+    def reset(self) -> None:
+        self.up = None

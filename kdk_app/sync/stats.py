@@ -1,0 +1,28 @@
+"""Counters of the sync bus, safe to bump from request and worker threads alike."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+
+
+@dataclass
+class SyncStats:
+    published: int = 0  # envelopes written to the stream
+    received: int = 0  # envelopes from other instances, dispatched locally
+    dropped_own: int = 0  # our own envelopes read back
+    dropped_duplicate: int = 0  # envelope ids seen before
+    dropped_unknown_path: int = 0  # no service at that path on this instance
+    dropped_overflow: int = 0  # oldest outbox messages dropped because it was full
+    invalid: int = 0  # stream entries that are not valid envelopes
+    publish_failures: int = 0  # failed write attempts (batches), unserializable events
+    reconnects: int = 0  # times the reader got Redis back after losing it
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def bump(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name[0] != "_"}
