@@ -6,6 +6,8 @@ import uuid
 import requests
 from test_realtime import Listener, wait_until
 
+from kdk_app.embedded import free_port, start_secantusdb
+
 
 def healthy(server):
     response = requests.get(server.url + "/healthcheck", timeout=5)
@@ -54,3 +56,26 @@ def test_instances_survive_a_redis_outage_and_recover_by_themselves(app_server_f
     finally:
         on_a.close()
         on_b.close()
+
+
+def test_a_mongodb_outage_answers_503_and_recovers_by_itself(app_server_factory, tmp_path):
+    port = free_port()
+    database, url = start_secantusdb(":memory:", port=port, log_path=tmp_path / "db.log")
+    try:
+        server = app_server_factory(env={"MONGO_URL": url, "KDK_MONGO__SERVER_SELECTION_TIMEOUT_MS": "1000"})
+        assert requests.post(server.url + "/messages", json={"text": "up"}, timeout=5).status_code == 201
+
+        database.stop()
+        started = time.monotonic()
+        response = requests.get(server.url + "/messages", timeout=10)
+        assert response.status_code == 503 and time.monotonic() - started < 3
+        assert response.json()["name"] == "Unavailable" and "Traceback" not in response.text
+        assert requests.post(server.url + "/messages", json={"text": "x"}, timeout=10).status_code == 503
+        status, body = healthy(server)
+        assert status == 503 and body["isDatabaseRunning"] is False
+
+        database.start()
+        assert wait_until(lambda: healthy(server)[0] == 200, timeout=20)
+        assert requests.post(server.url + "/messages", json={"text": "back"}, timeout=5).status_code == 201
+    finally:
+        database.stop()
