@@ -24,6 +24,7 @@ from .testing import client_options_hook
 from .transports.redis_queue import redis_emitter
 from .transports.rest import register_rest
 from .transports.socketio import SocketTransport
+from .web import register_web
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
 
     register_rest(flask_app, kdk, settings.get("api_path") or "")
     configure_realtime(flask_app, kdk, settings)
+    register_web(flask_app, settings)
     flask_app.extensions["kdk_sync"] = configure_sync(kdk, settings)
     timeout_ms = int((settings.get("healthcheck") or {}).get("timeout_ms", 1000))
     checks = [("isDatabaseRunning", lambda: mongo.ping(timeout_ms))]

@@ -1,0 +1,92 @@
+"""The browser page: ``GET /`` and its static files (``kdk_app/static/``, see its README.md).
+
+The page talks to the server with the official Feathers browser client over Socket.IO, so
+nothing here knows about services beyond the name the page should list.
+
+Settings read (all optional): ``web = {"enabled": True, "service": "messages",
+"title": "Messages", "page_size": 25}`` and ``socketio.path``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Only this folder is reachable over HTTP; the npm pins and vendor.py beside it are not.
+PUBLIC_DIR = STATIC_DIR / "public"
+INDEX_TEMPLATE = STATIC_DIR / "index.html"
+STATIC_URL_PATH = "/static"
+
+# Same-origin scripts only, no inline code: user text can never become script. 'self' covers
+# the ws:// upgrade to the same host in current browsers; ws:/wss: keep older ones working.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self' ws: wss:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+
+
+def page_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """What the page template needs, with defaults for the example app."""
+    web = settings.get("web") or {}
+    socket_settings = settings.get("socketio") or {}
+    return {
+        "title": str(web.get("title", "Messages")),
+        "service": str(web.get("service", "messages")).strip("/"),
+        "page_size": int(web.get("page_size", 25)),
+        "socketio_path": "/" + str(socket_settings.get("path", "/socket.io")).strip("/"),
+        "socketio_enabled": bool(socket_settings.get("enabled", True)),
+    }
+
+
+def serve_public_files(flask_app: Flask) -> None:
+    """Point the app's ``/static`` route at ``static/public/`` (adding the route if there is none)."""
+    # Flask("kdk_app") already routes /static to kdk_app/static/; retarget it rather than add a
+    # second, competing rule, so the tooling beside public/ is never served.
+    flask_app.static_folder = str(PUBLIC_DIR)
+    if "static" not in flask_app.view_functions:
+        flask_app.static_url_path = STATIC_URL_PATH
+        flask_app.add_url_rule(
+            f"{STATIC_URL_PATH}/<path:filename>", endpoint="static", view_func=flask_app.send_static_file
+        )
+
+
+def register_web(flask_app: Flask, settings: Mapping[str, Any]) -> None:
+    """Serve the page at ``/`` and its files under ``/static/``, unless ``web.enabled`` is false."""
+    if not (settings.get("web") or {}).get("enabled", True):
+        return
+    context = page_settings(settings)
+    if not context["socketio_enabled"]:
+        logger.warning("web page: socketio.enabled is false here, the page needs a Socket.IO server")
+    serve_public_files(flask_app)
+    if any(rule.rule == "/" for rule in flask_app.url_map.iter_rules()):
+        # A service mounted at "/" owns the root; keep it working and say why there is no page.
+        logger.warning("web page not mounted: '/' is already routed")
+        return
+    # Compiled once; url_for() needs the request, so rendering happens per call.
+    template = flask_app.jinja_env.from_string(INDEX_TEMPLATE.read_text(encoding="utf-8"))
+
+    def index() -> Response:
+        response = Response(template.render(**context), mimetype="text/html")
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    flask_app.add_url_rule("/", "web_index", index, methods=["GET"])
