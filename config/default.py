@@ -2,6 +2,8 @@
 
 from marshmallow import Schema, fields
 
+from kdk_app import auth as _auth
+
 host = "0.0.0.0"
 port = 8081
 api_path = ""  # prefix of every REST route, e.g. "/api"
@@ -58,4 +60,73 @@ sync = {
     "retention_ms": 3_600_000,  # how far back a reconnecting instance can catch up
     "maxlen": 100_000,
     "outbox_size": 10_000,  # events kept in memory while Redis is down
+}
+
+# --- Authentication and permissions (kdk_app/auth; README "Authentication") -------------------
+authentication = {
+    "enabled": True,
+    # JWT_SECRET. None: development generates one (shared through Redis when redis.url is set)
+    # and warns; KDK_ENV=production refuses to start.
+    "secret": None,
+    "path": "authentication",  # the service: POST/DELETE {api_path}/authentication
+    "service": "users",  # the entity service
+    "entity": "user",  # key of the entity in results, params and connections
+    "auth_strategies": ["jwt", "local"],
+    "local": {
+        "username_field": "email",
+        "password_field": "password",
+        "normalize": True,  # strip and lower-case the username before the lookup
+        "min_password_length": 8,
+        # Argon2id cost (OWASP minimum); raise memory_cost/time_cost on bigger machines.
+        "hash": {"time_cost": 2, "memory_cost": 19456, "parallelism": 1},
+    },
+    "jwt": {
+        "algorithm": "HS256",
+        "audience": "kdk-app",
+        "issuer": "kdk-app",
+        "expires_in": "1d",  # seconds, or "15m", "12h", "1d", "1w"
+        "header": {"typ": "access"},
+        "leeway": 0,  # seconds of clock skew tolerated on exp
+    },
+    "disallow_registration": False,  # True: only authenticated callers (admins) create users
+    "default_role": "user",  # the role of a user created without one
+    "anonymous_role": "anonymous",  # the role of callers without a token, in `permissions`
+    "role_field": "role",
+    "role_rooms": {"admin": "admins"},  # Socket.IO room joined at login per role (else role:<name>)
+    # Failed local logins per email (and per client address) in a window, then 429.
+    "throttle": {"enabled": True, "max_attempts": 5, "window_seconds": 300, "ip_max_attempts": 100},
+}
+_SELF = {"_id": "$user._id"}
+# role -> service -> method (or "*") -> True | condition; "$readonly": fields the role may not write.
+permissions = {
+    "anonymous": {"users": {"create": True, "$readonly": ["role"]}},
+    "user": {
+        "users": {"find": _SELF, "get": _SELF, "patch": _SELF, "remove": _SELF, "$readonly": ["role"]},
+        "notes": {"*": {"owner": "$user._id"}},
+    },
+    "admin": "*",
+}
+
+
+class NoteSchema(Schema):
+    text = fields.String(required=True)
+    owner = fields.String()  # always the creator's user id, set by the server
+
+
+services["users"] = _auth.users_service()
+services["notes"] = {
+    "adapter": "mongodb",
+    "collection": "notes",
+    "schema": NoteSchema,
+    "multi": ["patch", "remove"],
+    "indexes": ["owner"],
+    "hooks": {
+        "before": {
+            "all": [_auth.authenticate("jwt"), _auth.authorize()],
+            "create": [_auth.set_owner("owner")],
+            "update": [_auth.set_owner("owner")],
+        },
+    },
+    # Events only where `permissions` lets a role read the note: user:<owner> and admins.
+    "publish": _auth.permission_publisher(),
 }

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 
+from .auth import configure_authentication
 from .channels import Channels
 from .config import deep_merge, load_config
 from .core import Application
@@ -75,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
 
     register_rest(flask_app, kdk, settings.get("api_path") or "")
     configure_realtime(flask_app, kdk, settings)
+    configure_authentication(kdk, flask_app, settings)
     register_web(flask_app, settings)
     flask_app.extensions["kdk_sync"] = configure_sync(kdk, settings)
     timeout_ms = int((settings.get("healthcheck") or {}).get("timeout_ms", 1000))
