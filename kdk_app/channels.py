@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .core import NOT_SET, Application, ServiceEvent
+from .core import Application, ServiceEvent
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Channels:
         targets = _flatten(publisher(event.data, event.context))
         if not targets:
             return
-        payload = _dispatched(event)
+        payload = event.payload
         name = f"{event.path} {event.event}"
         plain = [room for ch in targets if not ch.has_data for room in ch.names]
         if plain:
@@ -87,20 +87,6 @@ class Channels:
         for ch in targets:
             if ch.has_data:
                 self.emit(name, ch.data, list(ch.names))
-
-
-def _dispatched(event: ServiceEvent) -> Any:
-    """``dispatch`` instead of ``result`` when a hook set it, paired by index for multi calls."""
-    context = event.context
-    if context is None or context.dispatch is NOT_SET:
-        return event.data
-    dispatch, result = context.dispatch, context.result
-    if isinstance(result, list) and isinstance(dispatch, list):
-        for index, record in enumerate(result):
-            if record is event.data and index < len(dispatch):
-                return dispatch[index]
-        return event.data
-    return dispatch
 
 
 def _flatten(value: Any) -> list[Channel]:

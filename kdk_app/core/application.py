@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
-from .hooks import HookContext, HookRegistry, run_chain
+from .hooks import NOT_SET, HookContext, HookRegistry, run_chain
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,22 @@ class ServiceEvent:
     # True when the event happened on another instance and reached us through the sync bus.
     remote: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def payload(self) -> Any:
+        """What leaves the process: ``dispatch`` when a hook set it (paired by index for multi
+        calls), else the record. Sockets, the sync bus and remote consumers all send this."""
+        context = self.context
+        dispatch = getattr(context, "dispatch", NOT_SET)
+        if dispatch is NOT_SET:
+            return self.data
+        result = context.result
+        if isinstance(result, list) and isinstance(dispatch, list):
+            for index, record in enumerate(result):
+                if record is self.data and index < len(dispatch):
+                    return dispatch[index]
+            return self.data
+        return dispatch
 
 
 class EventEmitter:

@@ -144,7 +144,7 @@ class EventSync:
             return  # it came from the bus: its origin published it already
         try:
             message = make_envelope(
-                event.path, event.event, event.data, event.context, self.instance_id
+                event.path, event.event, event.payload, event.context, self.instance_id
             ).encode()
         except (TypeError, ValueError):
             # Encoded here, on the caller's thread, so the envelope is a snapshot of the data.
