@@ -11,11 +11,24 @@ import signal
 import socket
 from typing import Any
 
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .app import create_app
 
 logger = logging.getLogger(__name__)
+
+
+class Handler(WSGIHandler):
+    """Closes the connection after a websocket session instead of reading the next request
+    from it: the client's close frame would be parsed as HTTP, and the client would wait
+    seconds for a close reply (gunicorn's worker does the same by design)."""
+
+    def run_application(self) -> None:
+        try:
+            super().run_application()
+        finally:
+            if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+                self.close_connection = True
 
 
 def listener(host: str, port: int) -> socket.socket:
@@ -38,7 +51,9 @@ def run_server(config: dict[str, Any]) -> int:
     try:
         flask_app = create_app(config)
         host, port = config.get("host", "0.0.0.0"), int(config.get("port", 8081))
-        server = WSGIServer(listener(host, port), flask_app, log=None, error_log=logger)
+        server = WSGIServer(
+            listener(host, port), flask_app, handler_class=Handler, log=None, error_log=logger
+        )
 
         def stop(*_: Any) -> None:
             logger.info("stopping")
