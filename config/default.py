@@ -130,3 +130,11 @@ services["notes"] = {
     # Events only where `permissions` lets a role read the note: user:<owner> and admins.
     "publish": _auth.permission_publisher(),
 }
+
+# Distributed services across apps (feathers-distributed on Redis); off while None or without
+# redis.url. Keys and defaults: kdk_app/distributed/settings.py DEFAULTS, README "Scaling out".
+# The secret comes from the environment: KDK_DISTRIBUTION__SECRET (same value on every app).
+distribution = None  # e.g. {"key": "kdk", "services": ["messages"], "remote_services": "*"}
+# Reverse proxy (KDK's proxyTable): {"/weacast/api": {"target": "http://localhost:8082",
+# "change_origin": True, "path_rewrite": {"^/weacast/api": "/api"}}}; see kdk_app/gateway.
+proxy_table = {}

@@ -17,6 +17,8 @@ def _record_synced_events(app):
     are written to an in-memory `heard` service, readable over REST."""
     from kdk_app.services import MemoryService
 
+    if "messages" not in app.services:  # an instance that consumes messages from elsewhere
+        return
     heard = app.use("heard", MemoryService(multi=True))
 
     def record(data, context):

@@ -17,6 +17,8 @@ from .channels import Channels
 from .config import deep_merge, load_config
 from .core import Application
 from .database import MongoProvider
+from .distributed import configure_distribution
+from .gateway import configure_gateway
 from .health import register_healthcheck
 from .redis_client import RedisProvider
 from .services.factory import build_services
@@ -79,6 +81,8 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     configure_authentication(kdk, flask_app, settings)
     register_web(flask_app, settings)
     flask_app.extensions["kdk_sync"] = configure_sync(kdk, settings)
+    configure_distribution(flask_app, kdk, settings)  # after realtime: remote events use channels
+    configure_gateway(flask_app, kdk, settings)  # last: outermost WSGI middleware
     timeout_ms = int((settings.get("healthcheck") or {}).get("timeout_ms", 1000))
     checks = [("isDatabaseRunning", lambda: mongo.ping(timeout_ms))]
     redis_url = (settings.get("redis") or {}).get("url")

@@ -140,8 +140,10 @@ class EventSync:
 
     # --- publishing ----------------------------------------------------------------------
     def _sink(self, event: ServiceEvent) -> None:
-        if event.remote:
-            return  # it came from the bus: its origin published it already
+        if event.remote or event.meta.get("distributed"):
+            # From the bus (its origin published it already), or an event of a remote service
+            # that distribution delivered here: its provider's own sync bus carries it.
+            return
         try:
             message = make_envelope(
                 event.path, event.event, event.payload, event.context, self.instance_id
@@ -167,7 +169,9 @@ class EventSync:
         if not self._recent.add(envelope.id):
             self.stats.bump("dropped_duplicate")
             return
-        if envelope.path not in self.app.services:
+        service = self.app.services.get(envelope.path)
+        if service is None or getattr(service.impl, "remote", False):
+            # Remote services get their events from distribution, once; not a second time here.
             self.stats.bump("dropped_unknown_path")
             logger.debug("sync: no service at %r for %s", envelope.path, entry_id)
             return

@@ -1,0 +1,45 @@
+"""Is a provider alive right now? Its reply channel has a subscriber.
+
+Redis drops a subscription the moment the subscriber's connection closes, so a killed process
+stops counting at once, long before its registry record expires. Together with the record
+(which covers a host that vanished without closing its sockets) this is the liveness signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis
+
+# Push the call only if one of the providers' reply channels has a subscriber: checking and
+# sending in one round trip, with no window in between.
+SEND_IF_LIVE = """
+local live = 0
+for i = 1, #ARGV - 1 do
+  live = live + redis.call('PUBSUB', 'NUMSUB', ARGV[i])[2]
+end
+if live > 0 then redis.call('RPUSH', KEYS[1], ARGV[#ARGV]) end
+return live
+"""
+
+
+class Liveness:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._send_if_live = client.register_script(SEND_IF_LIVE)
+
+    def send_if_live(self, queue: str, reply_channels: list[str], message: bytes) -> bool:
+        if not reply_channels:
+            return False
+        return int(self._send_if_live(keys=[queue], args=[*reply_channels, message])) > 0
+
+    def alive(self, reply_channels: Iterable[str]) -> set[str]:
+        """The channels among ``reply_channels`` that have a subscriber."""
+        channels = list(reply_channels)
+        if not channels:
+            return set()
+        return {
+            (name.decode() if isinstance(name, bytes) else name)
+            for name, count in self.client.pubsub_numsub(*channels)
+            if count
+        }
