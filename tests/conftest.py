@@ -1,6 +1,7 @@
-"""Shared fixtures: MongoDB (SecantusDB), Redis, and the app running as a subprocess.
+"""Shared fixtures: MongoDB (SecantusDB), Redis, the app running as a subprocess, and the npm
+dependencies of ``tests/js`` and ``tests/browser``.
 
-The plumbing lives in ``tests/servers.py``; this file only declares fixtures.
+The plumbing lives in ``tests/servers.py`` and ``tests/node.py``; this file only declares fixtures.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pymongo
 import pytest
+from node import BROWSER_DIR, JS_DIR, MOCHA, NODE, NPM, NPM_TIMEOUT, npm_ci, skip_or_fail
 from pymongo.database import Database
 from servers import AppServerFactory, RedisServerFactory, RunningServer
 
@@ -94,3 +96,25 @@ def app_server(mongo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield factory()
     finally:
         factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def js_deps() -> Path:
+    """``npm ci`` in tests/js when node_modules is missing or older than package-lock.json."""
+    if NODE is None or NPM is None:
+        skip_or_fail("node and npm must be on PATH to run the official Feathers JS client tests (tests/js)")
+    return npm_ci(JS_DIR, NPM_TIMEOUT, needs=[MOCHA])
+
+
+@pytest.fixture(scope="session")
+def browser_deps() -> Path:
+    """``npm ci`` in tests/browser when node_modules is missing or older than package-lock.json."""
+    if NODE is None or NPM is None:
+        skip_or_fail("node and npm must be on PATH to drive Chromium with playwright-core (tests/browser)")
+    # --ignore-scripts: playwright-core never downloads browsers; we use Debian's chromium.
+    return npm_ci(
+        BROWSER_DIR,
+        NPM_TIMEOUT,
+        needs=[Path("node_modules") / "playwright-core" / "package.json"],
+        args=["--ignore-scripts"],
+    )

@@ -10,7 +10,8 @@
 Chromium: ``KDK_TEST_CHROMIUM`` or ``/usr/bin/chromium``. When missing, the session fixture runs
 ``apt-get install -y chromium`` if we are root and ``CI`` or ``KDK_TEST_INSTALL_BROWSER=1`` is
 set; otherwise the browser test is skipped. Without node/npm the npm-based tests are skipped,
-except under CI, where a missing tool is an error.
+except under CI, where a missing tool is an error. The ``browser_deps`` fixture (``npm ci`` in
+``tests/browser``) is in conftest.py, the node/npm plumbing in ``tests/node.py``.
 """
 
 from __future__ import annotations
@@ -27,49 +28,16 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
+from node import NODE, NPM, NPM_TIMEOUT, run, skip_or_fail, tail
 
 from kdk_app.web import CONTENT_SECURITY_POLICY, PUBLIC_DIR, STATIC_DIR, register_web
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 VENDOR_SCRIPT = STATIC_DIR / "vendor.py"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
-NPM_TIMEOUT = 600
 APT_TIMEOUT = 900
 BROWSER_RUN_TIMEOUT = 60  # the run caps itself at 45 s
 ASSETS = ("app.js", "style.css", "vendor/feathers.min.js", "vendor/socket.io.min.js")
-
-NODE = shutil.which("node")
-NPM = shutil.which("npm")
-
-
-def _tail(text: str | bytes | None, limit: int = 4000) -> str:
-    text = text.decode(errors="replace") if isinstance(text, bytes) else (text or "")
-    return text if len(text) <= limit else "...\n" + text[-limit:]
-
-
-def _skip_or_fail(reason: str) -> None:
-    """Skip locally; under CI a missing tool means the suite did not run what it claims."""
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _run(command: list[str], cwd: Path, timeout: float, **kwargs) -> subprocess.CompletedProcess[str]:
-    try:
-        proc = subprocess.run(
-            command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(
-            f"{' '.join(command)} timed out after {timeout}s\n{_tail(exc.stdout)}\n{_tail(exc.stderr)}"
-        )
-    if proc.returncode != 0:
-        pytest.fail(
-            f"{' '.join(command)} failed (exit {proc.returncode})\n"
-            f"stdout:\n{_tail(proc.stdout)}\nstderr:\n{_tail(proc.stderr)}"
-        )
-    return proc
 
 
 # --- the page, in process ------------------------------------------------------------------
@@ -148,7 +116,7 @@ def test_vendored_files_match_their_manifest_and_the_pins():
 @pytest.mark.timeout(NPM_TIMEOUT + 60)
 def test_vendored_files_are_the_pinned_npm_builds():
     if NPM is None:
-        _skip_or_fail("npm must be on PATH to compare public/vendor/ with the pinned npm packages")
+        skip_or_fail("npm must be on PATH to compare public/vendor/ with the pinned npm packages")
     proc = subprocess.run(
         [sys.executable, str(VENDOR_SCRIPT), "--check", "--npm", NPM],
         capture_output=True,
@@ -177,14 +145,12 @@ def test_sdist_and_wheel_ship_the_page(tmp_path):
         ignore=shutil.ignore_patterns("__pycache__", "node_modules", "*.pyc"),
     )
     dist = tmp_path / "dist"
-    _run([sys.executable, "setup.py", "-q", "sdist", "-d", str(dist)], source, 120)
+    run([sys.executable, "setup.py", "-q", "sdist", "-d", str(dist)], source, 120)
     (sdist,) = dist.glob("*.tar.gz")
     with tarfile.open(sdist) as archive:
         sdist_names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     # With build isolation, as `pip install kdk-app` from an sdist does (fetches setuptools).
-    _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(sdist)], tmp_path, 180
-    )
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(sdist)], tmp_path, 180)
     (wheel,) = dist.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         wheel_names = set(archive.namelist())
@@ -213,20 +179,6 @@ def test_kdk_serve_serves_the_page(app_server):
 
 
 @pytest.fixture(scope="session")
-def browser_deps() -> Path:
-    """``npm ci`` in tests/browser when node_modules is missing or older than the lock."""
-    if NODE is None or NPM is None:
-        _skip_or_fail("node and npm must be on PATH to drive Chromium with playwright-core (tests/browser)")
-    lock = BROWSER_DIR / "package-lock.json"
-    marker = BROWSER_DIR / "node_modules" / ".package-lock.json"  # npm rewrites it on every install
-    driver = BROWSER_DIR / "node_modules" / "playwright-core" / "package.json"
-    if not marker.exists() or not driver.exists() or marker.stat().st_mtime < lock.stat().st_mtime:
-        # playwright-core never downloads browsers; we use Debian's chromium.
-        _run([NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], BROWSER_DIR, NPM_TIMEOUT)
-    return BROWSER_DIR
-
-
-@pytest.fixture(scope="session")
 def chromium() -> str:
     """Path of a Chromium; installs Debian's ``chromium`` when allowed (see the module doc)."""
     path = os.environ.get("KDK_TEST_CHROMIUM") or DEFAULT_CHROMIUM
@@ -235,13 +187,13 @@ def chromium() -> str:
     allowed = os.environ.get("CI") or os.environ.get("KDK_TEST_INSTALL_BROWSER") == "1"
     apt_get = shutil.which("apt-get")
     if not (allowed and os.geteuid() == 0 and apt_get):
-        _skip_or_fail(
+        skip_or_fail(
             f"{path} not found: install Debian's chromium (apt-get install chromium), set "
             "KDK_TEST_CHROMIUM, or run as root with KDK_TEST_INSTALL_BROWSER=1 to let the tests install it"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    _run([apt_get, "update", "-q"], REPO_ROOT, APT_TIMEOUT, env=env)
-    _run(
+    run([apt_get, "update", "-q"], REPO_ROOT, APT_TIMEOUT, env=env)
+    run(
         [apt_get, "install", "-y", "-q", "chromium"],
         REPO_ROOT,
         APT_TIMEOUT,
@@ -264,26 +216,20 @@ def test_two_pages_one_adds_a_message_the_other_shows_it_live(chromium, browser_
         # Playwright puts each launch's fresh --user-data-dir under TMPDIR: keep it in tmp_path.
         "TMPDIR": str(tmp_path),
     }
-    try:
-        proc = subprocess.run(
-            [NODE, "live-update.js"],
-            cwd=browser_deps,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=BROWSER_RUN_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(
-            f"the browser run took over {BROWSER_RUN_TIMEOUT}s\n{_tail(exc.stdout)}\n{_tail(exc.stderr)}"
-        )
+    proc = run(
+        [NODE, "live-update.js"],
+        browser_deps,
+        BROWSER_RUN_TIMEOUT,
+        check=False,
+        what="the browser run",
+        env=env,
+    )
     report = out_dir / "result.json"
     result = json.loads(report.read_text()) if report.exists() else {}
     assert proc.returncode == 0 and result.get("ok"), (
         f"browser run failed (exit {proc.returncode}): {result.get('error')}\n"
         f"steps done: {result.get('steps')}\nconsole errors: {result.get('consoleErrors')}\n"
-        f"stdout:\n{_tail(proc.stdout)}\nstderr:\n{_tail(proc.stderr)}\n"
-        f"server log:\n{_tail(app_server.log_text())}"
+        f"stdout:\n{tail(proc.stdout)}\nstderr:\n{tail(proc.stderr)}\n"
+        f"server log:\n{tail(app_server.log_text())}"
     )
     assert (out_dir / "page-b.png").stat().st_size > 0
