@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from ..background import BackgroundThread
 from ..core import Application, HookContext, Service, ServiceEvent
 from .delivery import LOCAL, SKIP, Delivery
 from .envelope import NonceCache, Refused, Signer
@@ -64,8 +65,7 @@ class EventPublisher:
         self.channel = channel
         self.exposes = exposes
         self._outbox: queue.Queue[bytes] = queue.Queue(maxsize=outbox_size)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = BackgroundThread("kdk-dist-events", self._run)
 
     def sink(self, event: ServiceEvent) -> None:
         """The ``app.event_sinks`` entry: this instance's own events of exposed services only."""
@@ -91,17 +91,10 @@ class EventPublisher:
             logger.warning("distribution: event outbox full, dropping %s %s", event.path, event.event)
 
     def start(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(self._stop,), name="kdk-dist-events", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._thread.stop(timeout)
 
     def _run(self, stop: threading.Event) -> None:
         client = self.connect(2.0)
@@ -163,7 +156,8 @@ class EventReceiver:
         self.proxy_for = proxy_for
         self.delivery = delivery
         self._inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        # Its loop blocks on the inbox: stop() wakes it with the None sentinel.
+        self._thread = BackgroundThread("kdk-dist-dispatch", self._run, wake=lambda: self._inbox.put(None))
 
     def on_message(self, raw: bytes) -> None:
         try:
@@ -181,16 +175,12 @@ class EventReceiver:
             self._inbox.put(body)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="kdk-dist-dispatch", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
-        self._inbox.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._thread.stop(timeout)
 
-    def _run(self) -> None:
+    def _run(self, _stop: threading.Event) -> None:  # ends at the None that stop() queues
         while True:
             body = self._inbox.get()
             if body is None:

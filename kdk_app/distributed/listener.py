@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import redis
 
+from ..background import BackgroundThread
 from .stats import DistributionStats
 
 logger = logging.getLogger(__name__)
@@ -32,25 +33,17 @@ class Listener:
         self.stats = stats
         self.on_subscribed = on_subscribed
         self.subscribed = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = BackgroundThread("kdk-dist-listener", self._run)
 
     @property
     def connected(self) -> bool:
         return self.subscribed.is_set()
 
     def start(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(self._stop,), name="kdk-dist-listener", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._thread.stop(timeout)
         self.subscribed.clear()
 
     def _run(self, stop: threading.Event) -> None:

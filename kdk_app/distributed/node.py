@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from ..background import BackgroundThread
 from ..core import Application, Service
 from .caller import Caller
 from .delivery import Delivery
@@ -58,8 +59,7 @@ class Distribution:
         self._advertised = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._heartbeat = BackgroundThread("kdk-dist-heartbeat", self._run, wake=self._wake.set)
         self._running = False
 
         self.listener = Listener(
@@ -155,7 +155,6 @@ class Distribution:
         if self._running:
             return self
         self._running = True
-        self._stop = threading.Event()
         self.listener.start()
         self.receiver.start()
         self.publisher.start()
@@ -166,10 +165,7 @@ class Distribution:
         if self.listener.subscribed.wait(START_WAIT):
             self._refresh_quietly()
         self.responder.start()
-        self._thread = threading.Thread(
-            target=self._run, args=(self._stop,), name="kdk-dist-heartbeat", daemon=True
-        )
-        self._thread.start()
+        self._heartbeat.start()
         logger.info("distribution %s started on key %r", self.instance, self.key)
         return self
 
@@ -178,11 +174,7 @@ class Distribution:
         if not self._running:
             return
         self._running = False
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(self.settings.heartbeat_interval + 2)
-            self._thread = None
+        self._heartbeat.stop(self.settings.heartbeat_interval + 2)
         if self._advertised:
             try:
                 self.registry.withdraw(self.instance)

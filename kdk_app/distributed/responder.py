@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from ..background import BackgroundThread
 from ..core import Application, errors
 from .envelope import Message, Refused, Signer, now_ms
 from .names import Names
@@ -49,27 +50,14 @@ class Responder:
         self.exposed = exposed
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = BackgroundThread("kdk-dist-responder", self._run, wake=self._wake_fetcher)
 
     def start(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(self._stop,), name="kdk-dist-responder", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
         """Stop taking calls, then give the running ones up to ``timeout`` to finish."""
-        self._stop.set()
-        wake = self.names.wake(self.instance)
-        try:  # end the blocking read now rather than at its timeout
-            self.client.pipeline(transaction=False).rpush(wake, b"stop").pexpire(wake, 5000).execute()
-        except redis.RedisError:
-            pass
-        if self._thread is not None:
-            self._thread.join(BLOCK_SECONDS + 2)
-            self._thread = None
+        self._thread.stop(BLOCK_SECONDS + 2)  # the fetcher; ``timeout`` is for the calls
         taken = 0
         for _ in range(self.concurrency):
             if not self._slots.acquire(timeout=timeout):
@@ -78,6 +66,14 @@ class Responder:
             taken += 1
         for _ in range(taken):
             self._slots.release()
+
+    def _wake_fetcher(self) -> None:
+        """End the fetcher's blocking read now rather than at its timeout."""
+        wake = self.names.wake(self.instance)
+        try:
+            self.client.pipeline(transaction=False).rpush(wake, b"stop").pexpire(wake, 5000).execute()
+        except redis.RedisError:
+            pass
 
     def _run(self, stop: threading.Event) -> None:
         client = self.connect(BLOCK_SECONDS + 2)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import redis
 
+from ..background import BackgroundThread
 from .envelope import FIELD
 from .link import Backoff, LinkState
 from .outbox import Outbox
@@ -43,8 +44,7 @@ class Publisher:
         self._client_factory = client_factory
         self._backoff = backoff
         self._outbox = Outbox(outbox_size)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = BackgroundThread("kdk-sync-publisher", self._run, wake=self._outbox.wake)
         self._overflow_logged = False
         self._trim_error_logged = False
 
@@ -59,21 +59,12 @@ class Publisher:
             self._count_overflow(dropped)
 
     def start(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(self._stop,), name="kdk-sync-publisher", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
         """Stop after one last attempt to send what is queued (kept for a later start)."""
-        self._stop.set()
-        self._outbox.wake()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                logger.warning("sync publisher did not stop within %gs", timeout)
-            self._thread = None
+        if not self._thread.stop(timeout):
+            logger.warning("sync publisher did not stop within %gs", timeout)
         self.state.reset()
 
     def _run(self, stop: threading.Event) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from ..background import BackgroundThread
 from .link import Backoff, LinkState
 from .position import NEW_ONLY, as_text, resume_position
 from .stats import SyncStats
@@ -45,24 +46,15 @@ class StreamReader:
         self._client_factory = client_factory
         self._handle = handle
         self._backoff = backoff
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = BackgroundThread("kdk-sync-reader", self._run)
 
     def start(self, position: str = NEW_ONLY) -> None:
         self.last_id = position
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(self._stop,), name="kdk-sync-reader", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                logger.warning("sync reader did not stop within %gs", timeout)
-            self._thread = None
+        if not self._thread.stop(timeout):
+            logger.warning("sync reader did not stop within %gs", timeout)
         self.state.reset()
 
     def _run(self, stop: threading.Event) -> None:

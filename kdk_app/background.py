@@ -1,0 +1,67 @@
+"""``BackgroundThread``: the one daemon-thread lifecycle the background components share.
+
+The Redis loops (distribution listener, responder, heartbeat and event threads; the sync
+publisher and reader) each run ``target(stop)`` on a daemon thread until ``stop`` is set, and
+stop by setting it, waking the loop if it sleeps on something else, and joining with a bound.
+This class is that code, once: a fresh event per ``start()`` so a thread that outlived a
+timed-out ``stop()`` still sees its own event set and ends, never the next run's.
+
+``threading`` is looked up at call time (no ``from threading import ...``), so under gevent
+monkey-patching these are greenlets and greenlet events, as everywhere else in the app.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+Target = Callable[[threading.Event], None]
+
+
+class BackgroundThread:
+    """Runs ``target(stop_event)`` on a named daemon thread; ``stop()`` sets the event and joins.
+
+    ``wake`` (optional) is called by ``stop()`` right after setting the event, for loops that
+    block on something else (a queue, a Redis BLPOP, another event) and would otherwise notice
+    the stop only at their next timeout.
+    """
+
+    def __init__(self, name: str, target: Target, *, wake: Callable[[], None] | None = None) -> None:
+        self.name = name
+        self._target = target
+        self._wake = wake
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def is_alive(self) -> bool:
+        """The thread is running, possibly already asked to stop."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        """The thread is running and has not been asked to stop."""
+        return self.is_alive and not self._stop.is_set()
+
+    def start(self) -> None:
+        """Start a new thread with a new stop event (a thread still stopping keeps its own)."""
+        if self.running:
+            raise RuntimeError(f"{self.name} is already running")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._target, args=(self._stop,), name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None) -> bool:
+        """Set the stop event, wake the loop, wait up to ``timeout``; True once the thread ended."""
+        self._stop.set()
+        if self._wake is not None:
+            self._wake()
+        thread = self._thread
+        if thread is None:
+            return True
+        if thread is not threading.current_thread():  # stopping from inside: cannot join
+            thread.join(timeout)
+        if thread.is_alive():
+            return False
+        self._thread = None
+        return True
