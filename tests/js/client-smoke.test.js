@@ -189,6 +189,29 @@ for (const transport of TRANSPORTS) {
           const removed = await restMessages.remove(record._id)
           assert.deepStrictEqual(await removedEvent, removed)
         })
+
+        it("another socket client receives 'created' for a create made through a socket", async () => {
+          const other = makeClient('socketio')
+          const otherMessages = other.app.service(SERVICE)
+          const text = `sock-${Date.now()}-${Math.random()}`
+          const received = new Promise((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error('no created event on the other socket')), EVENT_TIMEOUT_MS)
+            otherMessages.on('created', (m) => {
+              if (m && m.text === text) {
+                clearTimeout(timer)
+                resolve(m)
+              }
+            })
+          })
+          received.catch(() => {})
+          try {
+            await other.ready()
+            const created = await messages.create({ text })
+            assert.deepStrictEqual(await received, created)
+          } finally {
+            if (other.close) other.close()
+          }
+        })
       })
     }
   })
