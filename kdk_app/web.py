@@ -51,6 +51,7 @@ def page_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         "page_size": int(web.get("page_size", 25)),
         "socketio_path": "/" + str(socket_settings.get("path", "/socket.io")).strip("/"),
         "socketio_enabled": bool(socket_settings.get("enabled", True)),
+        "auth_enabled": bool((settings.get("authentication") or {}).get("enabled", False)),
     }
 
 

@@ -1,6 +1,7 @@
 'use strict'
 // Two headless Chromium pages on the kdk-app page: one adds a message, the other shows it
-// without a reload; then a REST patch and a click on Delete reach both pages live.
+// without a reload; then a REST patch and a click on Delete reach both pages live. Last, a new
+// user registers, logs in, survives a reload, logs out and logs in again from the page.
 //
 //   cd tests/browser && npm ci
 //   SERVER_URL=http://127.0.0.1:8081 node live-update.js
@@ -130,6 +131,30 @@ async function run (browser) {
     }
   }
   step('no page was reloaded')
+
+  // A new user registers and logs in from the page, stays logged in across a reload (the
+  // stored token, strategy jwt), logs out, and logs in again with the form.
+  const email = `user-${Date.now()}-${Math.random().toString(36).slice(2, 6)}@example.org`
+  const signedIn = (page) => page.waitForSelector(`body[data-user="${email}"]`, { state: 'attached', timeout: STEP_TIMEOUT_MS })
+  await pageA.fill('#login-email', email)
+  await pageA.fill('#login-password', 'correct horse battery')
+  await pageA.click('#register-button')
+  await signedIn(pageA)
+  if ((await pageA.locator('#session-email').textContent()) !== email) throw new Error('session email not shown')
+  step('a new user registered and is logged in on A')
+  await pageA.reload({ waitUntil: 'load' })
+  await signedIn(pageA)
+  step('A is still logged in after a reload')
+  await pageA.click('#logout-button')
+  await pageA.waitForSelector('body[data-user=""]', { state: 'attached', timeout: STEP_TIMEOUT_MS })
+  await pageA.waitForSelector('#login', { state: 'visible', timeout: STEP_TIMEOUT_MS })
+  step('A logged out')
+  await pageA.fill('#login-email', email)
+  await pageA.fill('#login-password', 'correct horse battery')
+  await pageA.click('#login-button')
+  await signedIn(pageA)
+  step('A logged in again with the form')
+
   if (result.consoleErrors.length) throw new Error('browser console errors: ' + result.consoleErrors.join(' | '))
   result.ok = true
 }

@@ -7,10 +7,9 @@
  * feathers.socketio and feathers.authentication). No protocol code lives here.
  *
  * Layout: createClient() (connection), createMessageList() (rendering, DOM only),
- * bindComposer() (the form), startMessages() (loading + events), main() (wiring).
- * Authentication (later issue): configure feathers.authentication() in createClient(), render
- * the form into section#auth, and call startMessages() once client.reAuthenticate() or the
- * login succeeds; the other parts do not change.
+ * bindComposer() (the form), startMessages() (loading + events), bindAuth() (register, log in
+ * and out with feathers.authentication: the token is kept in localStorage and re-used after a
+ * reload), main() (wiring). `messages` is open to everyone, so the list does not wait for a login.
  */
 (function () {
   'use strict'
@@ -21,7 +20,8 @@
     return {
       service: body.dataset.service || 'messages',
       socketioPath: body.dataset.socketioPath || '/socket.io',
-      pageSize: Number(body.dataset.pageSize) || 25
+      pageSize: Number(body.dataset.pageSize) || 25,
+      auth: body.dataset.auth === 'on'
     }
   }
 
@@ -31,6 +31,7 @@
     const socket = window.io({ path: config.socketioPath })
     const client = window.feathers()
     client.configure(window.feathers.socketio(socket))
+    if (config.auth) client.configure(window.feathers.authentication())
     return { client, socket }
   }
 
@@ -195,6 +196,52 @@
     }
   }
 
+  // --- account ----------------------------------------------------------------------------
+  function bindAuth (client, elements) {
+    const { section, form, email, password, error, session, sessionEmail, register, logout } = elements
+    const show = (user) => {
+      form.hidden = Boolean(user)
+      session.hidden = !user
+      sessionEmail.textContent = user ? user.email : ''
+      document.body.dataset.user = user ? user.email : ''
+    }
+    const run = async (action) => {
+      for (const button of section.querySelectorAll('button')) button.disabled = true
+      try {
+        await action()
+        showError(error, '')
+      } catch (e) {
+        showError(error, e.message || String(e))
+      } finally {
+        for (const button of section.querySelectorAll('button')) button.disabled = false
+      }
+    }
+    const login = async () => {
+      const result = await client.authenticate({ strategy: 'local', email: email.value.trim(), password: password.value })
+      password.value = ''
+      show(result.user)
+    }
+    form.addEventListener('submit', (event) => {
+      event.preventDefault()
+      run(login)
+    })
+    register.addEventListener('click', () => {
+      if (!form.reportValidity()) return
+      run(async () => {
+        await client.service('users').create({ email: email.value.trim(), password: password.value })
+        await login()
+      })
+    })
+    logout.addEventListener('click', () => run(async () => {
+      await client.logout()
+      show(null)
+    }))
+    section.hidden = false
+    show(null)
+    // After a reload: log in again with the stored token, silently.
+    client.reAuthenticate().then((result) => show(result.user), () => show(null))
+  }
+
   function main () {
     const config = readConfig(document.body)
     const connection = createClient(config)
@@ -217,6 +264,20 @@
       tag: document.getElementById('composer-tag'),
       error
     }, messages.create)
+    if (config.auth) {
+      const byId = (id) => document.getElementById(id)
+      bindAuth(connection.client, {
+        section: byId('auth'),
+        form: byId('login'),
+        email: byId('login-email'),
+        password: byId('login-password'),
+        error: byId('login-error'),
+        session: byId('session'),
+        sessionEmail: byId('session-email'),
+        register: byId('register-button'),
+        logout: byId('logout-button')
+      })
+    }
     // For the browser console and for features added later (e.g. the login form).
     window.kdkPage = { config, client: connection.client, socket: connection.socket }
   }
