@@ -18,6 +18,7 @@ import jwt
 import pytest
 import requests
 import socketio
+from clients import Listener, wait_until
 from servers import AppServerFactory
 
 SECRET = "kdk-test-secret-" + "s" * 60
@@ -29,15 +30,6 @@ STRATEGY_NOT_ALLOWED = "Invalid authentication information (strategy not allowed
 
 
 # --- helpers (also used by test_auth_cluster.py) --------------------------------------------
-def wait_until(predicate, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 def unique_email(label="user"):
     return f"{label}-{uuid.uuid4().hex[:10]}@example.com"
 
@@ -111,25 +103,11 @@ class CallError(Exception):
         self.error = error
 
 
-class Sock:
-    """A python-socketio client speaking the Feathers protocol; records every event."""
+class Sock(Listener):
+    """A Feathers socket client whose calls return the result or raise CallError."""
 
     def __init__(self, url, *, auth=None, headers=None, reconnection=False):
-        self.events = []
-        self.lock = threading.Lock()
-        self.disconnected = threading.Event()
-        self.client = socketio.Client(reconnection=reconnection)
-        self.client.on("*", self._record)
-        self.client.on("disconnect", lambda *args: self.disconnected.set())
-        self.client.connect(url, transports=["websocket"], auth=auth, headers=headers or {}, wait_timeout=10)
-
-    def _record(self, event, *args):
-        with self.lock:
-            self.events.append((event, args[0] if args else None))
-
-    def named(self, name):
-        with self.lock:
-            return [data for event, data in self.events if event == name]
+        super().__init__(url, auth=auth, headers=headers, reconnection=reconnection)
 
     def call(self, method, *args):
         answer = self.client.call(method, args, timeout=10)
@@ -147,9 +125,6 @@ class Sock:
         credentials = {"strategy": "local", "email": email, "password": password}
         return self.call("create", "authentication", credentials, {})
 
-    def close(self):
-        self.client.disconnect()
-
 
 @pytest.fixture
 def sockets():
@@ -165,12 +140,8 @@ def sockets():
 
 
 def close_all(socks):
-    """Close in parallel: websocket-client waits up to 3 s for each close frame."""
-    threads = [threading.Thread(target=sock.close) for sock in socks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    for sock in socks:
+        sock.close()
 
 
 def make_admin(mongo_client, database, api):

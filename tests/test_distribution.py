@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 import requests
-from test_realtime import Listener, wait_until
+from clients import Listener, wait_until
 
 from kdk_app.distributed import Signer
 

@@ -6,7 +6,7 @@ import time
 import uuid
 
 import pytest
-from test_realtime import wait_until
+from clients import wait_until
 
 from kdk_app.channels import Channels
 from kdk_app.core import Application, errors

@@ -10,8 +10,8 @@ import time
 import pytest
 import requests
 import socketio
+from clients import wait_until
 from servers import AppServerFactory
-from test_realtime import wait_until
 
 from kdk_app.embedded import free_port
 from kdk_app.gateway import parse_rule, parse_table

@@ -1,46 +1,11 @@
 """Socket.IO in the Feathers protocol, with Python clients (python-socketio) against real servers."""
 
-import threading
 import time
 import uuid
 
 import pytest
 import requests
-import socketio
-
-
-def wait_until(predicate, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-class Listener:
-    """A python-socketio client that records every event it receives, by name."""
-
-    def __init__(self, url, transports=("websocket",)):
-        self.events = []
-        self.lock = threading.Lock()
-        self.client = socketio.Client(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1)
-        self.client.on("*", self._record)
-        self.client.connect(url, transports=list(transports), wait_timeout=10)
-
-    def _record(self, event, *args):
-        with self.lock:
-            self.events.append((event, args[0] if args else None))
-
-    def named(self, name):
-        with self.lock:
-            return [data for event, data in self.events if event == name]
-
-    def call(self, method, *args, timeout=10):
-        return self.client.call(method, args, timeout=timeout)
-
-    def close(self):
-        self.client.disconnect()
+from clients import Listener, wait_until
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import time
 import uuid
 
 import requests
-from test_realtime import Listener, wait_until
+from clients import Listener, wait_until
 
 from kdk_app.embedded import free_port, start_secantusdb
 
