@@ -20,6 +20,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = os.environ.get("KDK_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("KDK_LOG_LEVEL", "info")
+# gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): several
+# servers on one machine would replace each other's. Off unless a path is given.
+control_socket = os.environ.get("KDK_GUNICORN_CONTROL_SOCKET") or "gunicorn.ctl"
+control_socket_disable = not os.environ.get("KDK_GUNICORN_CONTROL_SOCKET")
 
 
 def worker_exit(server, worker):

@@ -25,6 +25,7 @@ class MongoProvider:
         self.database_name = database or parse_uri(self.url).get("database") or "kdk"
         self.timeout_ms = timeout_ms
         self._client: MongoClient | None = None
+        self._database: Database | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
 
@@ -40,11 +41,14 @@ class MongoProvider:
                         tz_aware=False,
                         connect=False,
                     )
+                    self._database = self._client[self.database_name]
                     self._pid = os.getpid()
         return self._client
 
     def database(self) -> Database:
-        return self.client[self.database_name]
+        """This process's Database (the same object every time, so callers can cache on it)."""
+        client = self.client
+        return self._database if self._database is not None else client[self.database_name]
 
     def ping(self, timeout_ms: int) -> bool:
         """True when MongoDB answers within ``timeout_ms`` (used by health checks)."""
@@ -60,3 +64,4 @@ class MongoProvider:
         if self._client is not None and self._pid == os.getpid():
             self._client.close()
         self._client = None
+        self._database = None

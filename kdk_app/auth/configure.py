@@ -72,10 +72,10 @@ def resolve_secret(settings: Mapping[str, Any]) -> str:
 def rest_params_builder(request: Any, params: dict[str, Any]) -> None:
     """Every REST call: ``Authorization`` -> ``params["authentication"]`` (parse only, never
     fails), and the peer address for login throttling."""
-    token = token_from_header(request.headers.get("Authorization"))
+    token = token_from_header(params["headers"].get("authorization"))
     if token and "authentication" not in params:
         params["authentication"] = {"strategy": "jwt", "accessToken": token}
-    params["remote_addr"] = request.remote_addr
+    params["remote_addr"] = request.environ.get("REMOTE_ADDR")
 
 
 def configure_flask_jwt(flask_app: Any, service: AuthenticationService) -> None:

@@ -119,6 +119,9 @@ def collect(before: list[Hook], after: list[Hook], error: list[Hook]) -> AroundH
 
 def run_chain(middlewares: list[AroundHook], context: HookContext, method: Callable[[], None]) -> None:
     """Run ``middlewares`` in order around ``method``; each decides when to call the next one."""
+    if not middlewares:
+        method()
+        return
 
     def step(index: int) -> None:
         if index == len(middlewares):
@@ -135,7 +138,12 @@ def run_chain(middlewares: list[AroundHook], context: HookContext, method: Calla
 
         middlewares[index](context, next_)
 
-    step(0)
+    try:
+        step(0)
+    finally:
+        # step refers to itself through its closure: break the cycle, so the context and
+        # its result are freed at once rather than by the garbage collector.
+        step = None  # type: ignore[assignment]  # noqa: F841
 
 
 class HookRegistry:
@@ -143,6 +151,7 @@ class HookRegistry:
 
     def __init__(self) -> None:
         self._hooks: dict[str, dict[str, list[Callable[..., Any]]]] = {t: {} for t in HOOK_TYPES}
+        self._chains: dict[str, list[AroundHook]] = {}  # by method; cleared by register()
 
     def register(self, spec: Mapping[str, Any] | list[Any]) -> None:
         """Accept ``{type: {method|'all': [hooks]}}``, ``{type: [hooks]}``, or a list of around hooks."""
@@ -156,12 +165,19 @@ class HookRegistry:
             for method, hooks in by_method.items():
                 hooks = list(hooks) if isinstance(hooks, Iterable) else [hooks]
                 self._hooks[hook_type].setdefault(method, []).extend(hooks)
+        self._chains.clear()
 
     def get(self, hook_type: str, method: str) -> list[Callable[..., Any]]:
         return self._hooks[hook_type].get(method, [])
 
     def middlewares(self, method: str) -> list[AroundHook]:
         """Around hooks (all, then the method's), then the collected before/after/error hooks."""
+        chain = self._chains.get(method)
+        if chain is None:
+            chain = self._chains[method] = self._build(method)
+        return chain
+
+    def _build(self, method: str) -> list[AroundHook]:
         chain: list[AroundHook] = [*self.get("around", "all"), *self.get("around", method)]
         before = [*self.get("before", "all"), *self.get("before", method)]
         after = [*self.get("after", "all"), *self.get("after", method)]

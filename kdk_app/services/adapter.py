@@ -54,6 +54,8 @@ class AdapterService:
             "query_fields": query_fields,
         }
         self.schema = make_schema(schema, id)
+        # Validators by the options they depend on: options may change at run time.
+        self._validators: dict[tuple[Any, ...], QueryValidator] = {}
 
     @property
     def id(self) -> str:
@@ -80,6 +82,19 @@ class AdapterService:
         return value
 
     def query_validator(self, options: Mapping[str, Any]) -> QueryValidator:
+        filters = options.get("filters", ())
+        key = (
+            tuple(options.get("operators", ())),
+            tuple(filters.items()) if isinstance(filters, Mapping) else tuple(filters),
+            tuple(options.get("protected_fields", ())),
+            options.get("query_fields", "schema"),
+        )
+        validator = self._validators.get(key)
+        if validator is None:
+            validator = self._validators[key] = self._make_validator(options)
+        return validator
+
+    def _make_validator(self, options: Mapping[str, Any]) -> QueryValidator:
         allowed = None
         if self.schema is not None and options.get("query_fields", "schema") == "schema":
             allowed = self.schema.field_names

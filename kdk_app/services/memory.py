@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .adapter import AdapterService
@@ -69,25 +69,86 @@ def _match_operators(exists: bool, stored: Any, operators: Mapping[str, Any]) ->
     return True
 
 
-def matches(record: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+def _getter(path: str) -> Callable[[Mapping[str, Any]], tuple[bool, Any]]:
+    if "." in path:
+        return lambda record: get_path(record, path)
+    missing = object()
+
+    def get(record: Mapping[str, Any]) -> tuple[bool, Any]:
+        value = record.get(path, missing)
+        return (False, None) if value is missing else (True, value)
+
+    return get
+
+
+def _field_predicate(key: str, condition: Any) -> Predicate:
+    get = _getter(key)
+    if isinstance(condition, Mapping) and any(str(k).startswith("$") for k in condition):
+        return lambda record: _match_operators(*get(record), condition)
+    if condition is None:  # MongoDB: null matches a missing field too
+
+        def is_null(record: Mapping[str, Any]) -> bool:
+            exists, stored = get(record)
+            return not exists or stored is None
+
+        return is_null
+
+    if "." not in key and type(condition) in (str, int, float):
+        missing = object()
+
+        def equals_scalar(record: Mapping[str, Any]) -> bool:
+            stored = record.get(key, missing)
+            if stored.__class__ is condition.__class__:
+                return stored == condition
+            return stored is not missing and _equals(stored, condition)
+
+        return equals_scalar
+
+    def equals(record: Mapping[str, Any]) -> bool:
+        exists, stored = get(record)
+        if not exists:
+            return False
+        if type(stored) is type(condition) and type(stored) is not list:
+            return stored == condition  # the common case, without the list and bool rules
+        return _equals(stored, condition)
+
+    return equals
+
+
+def compile_query(query: Mapping[str, Any]) -> Predicate:
+    """A predicate for ``query``, built once per call rather than re-read for every record."""
+    predicates: list[Predicate] = []
     for key, condition in query.items():
         if key == "$or":
-            if not any(matches(record, clause) for clause in condition):
-                return False
+            clauses = [compile_query(clause) for clause in condition]
+            predicates.append(lambda record, c=clauses: any(p(record) for p in c))
         elif key == "$and":
-            if not all(matches(record, clause) for clause in condition):
-                return False
+            clauses = [compile_query(clause) for clause in condition]
+            predicates.append(lambda record, c=clauses: all(p(record) for p in c))
         else:
-            exists, stored = get_path(record, key)
-            if isinstance(condition, Mapping) and any(str(k).startswith("$") for k in condition):
-                if not _match_operators(exists, stored, condition):
-                    return False
-            elif condition is None:
-                if exists and stored is not None:
-                    return False
-            elif not exists or not _equals(stored, condition):
-                return False
-    return True
+            predicates.append(_field_predicate(key, condition))
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda record: all(p(record) for p in predicates)
+
+
+def matches(record: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
+    return compile_query(query)(record)
+
+
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+
+def _copy(value: Any) -> Any:
+    """A copy of JSON-like data; much cheaper than copy.deepcopy, which handles any object."""
+    if type(value) is dict:
+        return {k: v if type(v) in _IMMUTABLE else _copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [v if type(v) in _IMMUTABLE else _copy(v) for v in value]
+    return value if type(value) in _IMMUTABLE else copy.deepcopy(value)
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -135,7 +196,10 @@ class MemoryService(AdapterService):
         return id
 
     def _matching(self, query: Query) -> list[dict[str, Any]]:
-        return [r for r in self.store.values() if matches(r, query.query)]
+        if not query.query:
+            return list(self.store.values())
+        predicate = compile_query(query.query)
+        return [r for r in self.store.values() if predicate(r)]
 
     def _find(self, params: dict[str, Any]) -> Any:
         paginate = self.paginate_options(params)
@@ -146,7 +210,7 @@ class MemoryService(AdapterService):
         found = found[query.skip :]
         if query.limit is not None:
             found = found[: query.limit]
-        data = [copy.deepcopy(self.select(r, query.select, params)) for r in found]
+        data = [_copy(self.select(r, query.select, params)) for r in found]
         return self.page(query, total, data, paginate)
 
     def _get(self, id: Any, params: dict[str, Any]) -> Any:
@@ -155,13 +219,13 @@ class MemoryService(AdapterService):
             record = self.store.get(self._key(id))
             if record is None or not matches(record, query.query):
                 raise self.not_found(id)
-            return copy.deepcopy(self.select(record, query.select, params))
+            return _copy(self.select(record, query.select, params))
 
     def _create(self, data: Any, params: dict[str, Any]) -> Any:
         query = self.parse_query(params, paginated=False)
         items = data if isinstance(data, list) else [data]
         with self._lock:
-            created = [copy.deepcopy(self._insert(copy.deepcopy(dict(item)))) for item in items]
+            created = [_copy(self._insert(_copy(dict(item)))) for item in items]
         created = [self.select(r, query.select, params) for r in created]
         return created if isinstance(data, list) else created[0]
 
@@ -172,9 +236,9 @@ class MemoryService(AdapterService):
             current = self.store.get(key)
             if current is None or not matches(current, query.query):
                 raise self.not_found(id)
-            record = {**copy.deepcopy(dict(data)), self.id: current[self.id]}
+            record = {**_copy(dict(data)), self.id: current[self.id]}
             self.store[key] = record
-            return copy.deepcopy(self.select(record, query.select, params))
+            return _copy(self.select(record, query.select, params))
 
     def _targets(self, id: Any, query: Query) -> list[Any]:
         if id is None:
@@ -191,8 +255,8 @@ class MemoryService(AdapterService):
         with self._lock:
             keys = self._targets(id, query)
             for key in keys:
-                self.store[key].update(copy.deepcopy(changes))
-            patched = [copy.deepcopy(self.select(self.store[k], query.select, params)) for k in keys]
+                self.store[key].update(_copy(changes))
+            patched = [_copy(self.select(self.store[k], query.select, params)) for k in keys]
         return patched if id is None else patched[0]
 
     def _remove(self, id: Any, params: dict[str, Any]) -> Any:

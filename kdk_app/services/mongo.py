@@ -102,6 +102,7 @@ class MongoService(AdapterService):
         self._database = database
         self.indexes = [_index_model(spec) for spec in indexes]
         self._indexes_ready = not self.indexes
+        self._collection: tuple[Database, Collection] | None = None  # cached per Database
 
     # --- wiring --------------------------------------------------------------------------
     def setup(self, app: Any, path: str) -> None:
@@ -116,7 +117,10 @@ class MongoService(AdapterService):
         database = self._database() if callable(self._database) else self._database
         if database is None:
             raise RuntimeError("MongoService used before setup()")
-        return database[self.collection_name]
+        cached = self._collection
+        if cached is None or cached[0] is not database:  # a new client after a fork
+            cached = self._collection = (database, database[self.collection_name])
+        return cached[1]
 
     def ensure_indexes(self) -> None:
         """Create declared indexes; if MongoDB is down now, try again on the next call."""

@@ -23,11 +23,8 @@ class ServiceSchema:
         self.schema: Schema = schema() if isinstance(schema, type) else schema
         self.id_field = id_field
         self.unknown = _unknown_policy(self.schema)
-
-    @property
-    def field_names(self) -> set[str]:
-        names = {f.data_key or name for name, f in self.schema.fields.items()}
-        return names | {self.id_field}
+        self._fields = {field.data_key or name: field for name, field in self.schema.fields.items()}
+        self.field_names = frozenset(self._fields) | {id_field}
 
     def load(self, data: Any, *, partial: bool = False) -> dict[str, Any]:
         """Validated and coerced data, or BadRequest with one list of messages per field."""
@@ -53,10 +50,7 @@ class ServiceSchema:
             raise BadRequest(f"Invalid value for query field '{name}'", errors={name: exc.messages}) from None
 
     def _field(self, name: str) -> ma_fields.Field | None:
-        for key, field in self.schema.fields.items():
-            if (field.data_key or key) == name:
-                return field
-        return None
+        return self._fields.get(name)
 
 
 def make_schema(schema: Schema | type[Schema] | None, id_field: str) -> ServiceSchema | None:

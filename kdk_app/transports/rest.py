@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from ..core import STANDARD_METHODS, Application, HookContext, Service, errors
 from ..core.serialization import dumps
 from .qs import QueryStringError, parse_query_string
+from .wsgi import environ_headers
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def call_service(kdk: Application, service: Service, id: str | None, route: dict
     params: dict[str, Any] = {
         "query": query,
         "provider": "rest",
-        "headers": {k.lower(): v for k, v in request.headers.items()},
+        "headers": environ_headers(request.environ),
         "route": route,
     }
     for builder in getattr(kdk, "rest_params_builders", ()):
