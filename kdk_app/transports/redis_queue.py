@@ -16,13 +16,14 @@ from typing import Any
 from socketio import RedisManager
 
 from ..core.serialization import FeathersJSON
+from .rooms import IndexedRooms
 
 logger = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)  # then every 2 s until Redis is back
 
 
-class ResilientRedisManager(RedisManager):
+class ResilientRedisManager(IndexedRooms, RedisManager):
     def __init__(self, url: str, channel: str, **kwargs: Any) -> None:
         options = {"socket_connect_timeout": 1.0, "socket_keepalive": True, "health_check_interval": 5}
         options.update(kwargs.pop("redis_options", None) or {})

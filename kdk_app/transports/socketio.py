@@ -19,6 +19,7 @@ from ..channels import Channels
 from ..core import METHOD_ARGUMENTS, Application, errors
 from ..core.serialization import FeathersJSON
 from .redis_queue import ResilientRedisManager
+from .rooms import LocalManager
 from .wsgi import environ_headers
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class SocketTransport:
         self.connect_handlers: list[ConnectHandler] = []
         redis_url = (kdk.get("redis") or {}).get("url")
         channel = settings.get("channel", "kdk-socketio")
-        queue = ResilientRedisManager(redis_url, channel) if redis_url else None
+        queue = ResilientRedisManager(redis_url, channel) if redis_url else LocalManager()
         self.socketio = SocketIO(
             flask_app,
             async_mode=settings.get("async_mode", "gevent"),
