@@ -17,6 +17,8 @@ from .stats import SyncStats
 
 logger = logging.getLogger(__name__)
 
+TRIM_INTERVAL = 1.0  # seconds between two trims of the stream
+
 _IDLE_WAIT = 1.0  # s; a safety net, stop() wakes the thread at once
 
 
@@ -47,6 +49,7 @@ class Publisher:
         self._thread = BackgroundThread("kdk-sync-publisher", self._run, wake=self._outbox.wake)
         self._overflow_logged = False
         self._trim_error_logged = False
+        self._next_trim = 0.0  # monotonic time of the next trim
 
     @property
     def pending(self) -> int:
@@ -92,11 +95,14 @@ class Publisher:
         pipe = client.pipeline(transaction=False)
         for message in batch:
             pipe.xadd(self.stream, {FIELD: message})
-        if self.retention_ms:
-            cutoff = int(time.time() * 1000) - self.retention_ms
-            pipe.xtrim(self.stream, minid=f"{max(cutoff, 0)}-0", approximate=True)
-        if self.maxlen:
-            pipe.xtrim(self.stream, maxlen=self.maxlen, approximate=True)
+        # Trimming is housekeeping: once a second is plenty, not with every batch.
+        if time.monotonic() >= self._next_trim:
+            self._next_trim = time.monotonic() + TRIM_INTERVAL
+            if self.retention_ms:
+                cutoff = int(time.time() * 1000) - self.retention_ms
+                pipe.xtrim(self.stream, minid=f"{max(cutoff, 0)}-0", approximate=True)
+            if self.maxlen:
+                pipe.xtrim(self.stream, maxlen=self.maxlen, approximate=True)
         try:
             results = pipe.execute(raise_on_error=False)
         except Exception as exc:  # noqa: BLE001 - whatever it is, keep the batch and retry
