@@ -1,0 +1,31 @@
+"""kdk-app with the ``messages`` service on MemoryService: the framework with no database.
+
+Same configuration as ``wsgi.py`` (config/default.py: schema, multi, publisher, Socket.IO,
+pagination, the other services and their settings) except the adapter of ``messages``. The 200
+records come from ``$BENCH_SEED_FILE`` with their ``_id`` hex strings, so the load scripts use
+the same ids as on MongoDB. Other services keep their adapters; the benchmark never calls them.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+from typing import Any  # noqa: E402
+
+from bench.rest_common import COLLECTION, load_seed_file  # noqa: E402
+from kdk_app.app import create_app  # noqa: E402
+from kdk_app.config import load_config  # noqa: E402
+
+# Keys of the MongoDB spec that MemoryService does not take.
+MONGO_ONLY_KEYS = ("adapter", "collection", "indexes")
+
+
+def memory_config() -> dict[str, Any]:
+    config = load_config()
+    spec = {k: v for k, v in config["services"][COLLECTION].items() if k not in MONGO_ONLY_KEYS}
+    spec.update(adapter="memory", store=load_seed_file(), id="_id")
+    config["services"] = {**config["services"], COLLECTION: spec}
+    return config
+
+
+app = create_app(memory_config())
