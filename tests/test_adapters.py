@@ -275,3 +275,14 @@ def test_raw_methods_never_call_public_ones(make_service):
     impl._patch(record["_id"], {"a": 1}, {})
     impl._update(record["_id"], {"name": "r"}, {})
     impl._remove(record["_id"], {})
+
+
+def test_equality_matches_numbers_across_int_and_float_and_scalars_inside_arrays(make_service):
+    service = make_service(multi=True)
+    service.create(
+        [{"name": "float", "n": 1.0, "tags": ["a", "b"]}, {"name": "bool", "n": True, "tags": "c"}]
+    )
+    assert names(service.find({"query": {"n": 1}})) == ["float"]
+    assert names(service.find({"query": {"tags": "a"}})) == ["float"]
+    assert names(service.find({"query": {"tags": "c"}})) == ["bool"]
+    assert names(service.find({"query": {"n": True}})) == ["bool"]

@@ -111,7 +111,7 @@ def _field_predicate(key: str, condition: Any) -> Predicate:
         exists, stored = get(record)
         if not exists:
             return False
-        if type(stored) is type(condition) and type(stored) is not list:
+        if type(stored) is type(condition):
             return stored == condition  # the common case, without the list and bool rules
         return _equals(stored, condition)
 
@@ -196,10 +196,22 @@ class MemoryService(AdapterService):
         return id
 
     def _matching(self, query: Query) -> list[dict[str, Any]]:
+        records = self.store.values()
         if not query.query:
-            return list(self.store.values())
+            return list(records)
+        if len(query.query) == 1:
+            ((key, wanted),) = query.query.items()
+            if "." not in key and type(wanted) in (str, int, float):
+                # The most common query, one field equal to a scalar, without a call per record.
+                cls = wanted.__class__
+                return [
+                    r
+                    for r in records
+                    if ((v := r.get(key)).__class__ is cls and v == wanted)
+                    or (v is not None and v.__class__ is not cls and _equals(v, wanted))
+                ]
         predicate = compile_query(query.query)
-        return [r for r in self.store.values() if predicate(r)]
+        return [r for r in records if predicate(r)]
 
     def _find(self, params: dict[str, Any]) -> Any:
         paginate = self.paginate_options(params)
