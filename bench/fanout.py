@@ -72,6 +72,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: bench/ is on sys.path, the repo is not
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.common import child_environment, percentile  # noqa: E402
 from bench.fanout_client import raise_nofile_limit  # noqa: E402
 from kdk_app.embedded import ManagedProcess, free_port, start_redis, start_secantusdb  # noqa: E402
 from kdk_app.transports.redis_queue import redis_emitter  # noqa: E402
@@ -85,8 +86,6 @@ APP_START_TIMEOUT = 60.0
 NOFILE = 65536
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Inherited variables that would point the apps at other servers or another configuration.
-ISOLATED_PREFIXES = ("KDK_",)
-ISOLATED_VARIABLES = ("REDIS_URL", "MONGO_URL", "DB_URL", "JWT_SECRET", "PORT", "HOST", "WEB_CONCURRENCY")
 APP_MODULES = {"mongodb": "wsgi:app", "memory": "bench.fanout_wsgi:app"}
 DEFAULT_STEPS = "200,300,400,500,600,800,1000,1200,1600,2000"
 
@@ -99,16 +98,6 @@ TARGET_BROADCAST_P99_MS = 250.0
 
 
 # -- processes -----------------------------------------------------------------------------------
-
-
-def child_environment(extra: dict[str, str]) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ISOLATED_VARIABLES and not k.startswith(ISOLATED_PREFIXES)
-    }
-    env.update(extra)
-    return env
 
 
 def healthy(url: str) -> bool:
@@ -405,14 +394,6 @@ def publish_run(emit: Any, tag: str, rate: float, count: int, seq_start: int = 0
 
 
 # -- figures -------------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of already sorted values (0.0 when there are none)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
-    return float(sorted_values[min(rank, len(sorted_values)) - 1])
 
 
 def _ms(values: Sequence[float], q: float) -> float:

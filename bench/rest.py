@@ -51,10 +51,10 @@ import pymongo  # noqa: E402
 from bson import ObjectId  # noqa: E402
 from pymongo.collection import Collection  # noqa: E402
 
+from bench.common import child_environment, percentile  # noqa: E402
 from bench.rest_common import (  # noqa: E402
     COLLECTION,
     SEED_FILE_VARIABLE,
-    percentile,
     raw_operation,
     seed_records,
 )
@@ -70,8 +70,6 @@ WORKERS = 2
 APP_START_TIMEOUT = 60.0
 RAW_START_DELAY = 2.5  # seconds for the raw pymongo processes to import and connect
 # Inherited variables that would point the apps at other servers or another configuration.
-ISOLATED_PREFIXES = ("KDK_",)
-ISOLATED_VARIABLES = ("REDIS_URL", "MONGO_URL", "DB_URL", "JWT_SECRET", "PORT", "HOST", "WEB_CONCURRENCY")
 
 # The four HTTP servers: name -> gunicorn app.
 APPS = {
@@ -210,16 +208,6 @@ def code_state() -> dict[str, Any]:
 
     changed = [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:]]
     return {"commit": git("rev-parse", "--short", "HEAD"), "changed_paths": changed}
-
-
-def child_environment(extra: dict[str, str]) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ISOLATED_VARIABLES and not k.startswith(ISOLATED_PREFIXES)
-    }
-    env.update(extra)
-    return env
 
 
 # -- database ------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -26,14 +25,6 @@ def load_seed_file(path: str | os.PathLike[str] | None = None) -> list[dict[str,
     """The seeded records as JSON (``_id`` as 24-hex strings), from ``$BENCH_SEED_FILE``."""
     path = path or os.environ[SEED_FILE_VARIABLE]
     return json.loads(Path(path).read_text())
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of already sorted values (0.0 when there are none)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
-    return float(sorted_values[min(rank, len(sorted_values)) - 1])
 
 
 def raw_operation(mode: str, collection: Any, ids: Sequence[Any]) -> Callable[[int], Any]:

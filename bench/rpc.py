@@ -35,17 +35,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: bench/ is on sys.path, the repo is not
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.common import percentile  # noqa: E402
 from kdk_app.embedded import ManagedProcess, free_port, start_redis, start_secantusdb  # noqa: E402
 
 logger = logging.getLogger("bench.rpc")
 
 SECRET = "bench-secret"
 SEED = 100
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def start_app(name: str, env: dict[str, str], log_dir: Path) -> tuple[ManagedProcess, int]:
@@ -143,8 +139,8 @@ def http_throughput(port: int, paths: list[str], seconds: float, concurrency: in
 def summary(timings: list[float]) -> dict[str, float]:
     ms = [t * 1000 for t in timings]
     return {
-        "p50_ms": round(percentile(ms, 50), 3),
-        "p99_ms": round(percentile(ms, 99), 3),
+        "p50_ms": round(percentile(sorted(ms), 50), 3),
+        "p99_ms": round(percentile(sorted(ms), 99), 3),
         "mean_ms": round(statistics.fmean(ms), 3),
     }
 

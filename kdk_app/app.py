@@ -20,7 +20,7 @@ from .database import MongoProvider
 from .distributed import configure_distribution
 from .gateway import configure_gateway
 from .health import register_healthcheck
-from .redis_client import RedisProvider
+from .redis_client import redis_answers
 from .services.factory import build_services
 from .sync import configure_sync
 from .testing import client_options_hook
@@ -61,7 +61,6 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
         timeout_ms=int(mongo_settings.get("server_selection_timeout_ms", 2000)),
     )
     kdk.set("mongodb", mongo.database)
-    kdk.set("mongo_provider", mongo)
 
     if (settings.get("testing") or {}).get("client_options"):
         kdk.hooks({"before": {"all": [client_options_hook]}})
@@ -72,7 +71,6 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
 
     flask_app = Flask("kdk_app")
     flask_app.config["MAX_CONTENT_LENGTH"] = int(settings.get("max_body_size", 1024 * 1024))
-    flask_app.json.sort_keys = False  # type: ignore[attr-defined]
     flask_app.extensions["kdk"] = kdk
     flask_app.kdk = kdk  # type: ignore[attr-defined]
 
@@ -87,8 +85,6 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     checks = [("isDatabaseRunning", lambda: mongo.ping(timeout_ms))]
     redis_url = (settings.get("redis") or {}).get("url")
     if redis_url:
-        redis_provider = RedisProvider(redis_url)
-        kdk.set("redis_provider", redis_provider)
-        checks.append(("isRedisRunning", lambda: redis_provider.ping(timeout_ms)))
+        checks.append(("isRedisRunning", lambda: redis_answers(redis_url, timeout_ms)))
     register_healthcheck(flask_app, checks)
     return flask_app

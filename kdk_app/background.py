@@ -65,3 +65,21 @@ class BackgroundThread:
             return False
         self._thread = None
         return True
+
+
+class Backoff:
+    """Delays that double from ``first`` up to ``cap``, until ``reset()``: the retry pace of every
+    Redis loop (sync and distribution), so Redis is not hammered while it is down."""
+
+    def __init__(self, first: float = 0.1, cap: float = 2.0) -> None:
+        self.first = first
+        self.cap = cap
+        self._next = first
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.first

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from ..background import BackgroundThread
+from ..background import BackgroundThread, Backoff
 from ..core import Application, HookContext, Service, ServiceEvent
 from .delivery import LOCAL, SKIP, Delivery
 from .envelope import NonceCache, Refused, Signer
@@ -98,7 +98,7 @@ class EventPublisher:
 
     def _run(self, stop: threading.Event) -> None:
         client = self.connect(2.0)
-        delay = 0.1
+        backoff = Backoff()
         try:
             while True:
                 try:
@@ -119,15 +119,14 @@ class EventPublisher:
                             pipe.publish(self.names.events, message)
                         pipe.execute()
                         self.stats.bump("events_published", len(batch))
-                        delay = 0.1
+                        backoff.reset()
                         break
                     except Exception as exc:  # noqa: BLE001 - keep the batch, retry until stopped
                         self.stats.bump("redis_errors")
                         logger.warning("distribution: cannot publish events: %s", exc)
-                        if stop.wait(delay):
+                        if stop.wait(backoff.next()):
                             self.stats.bump("events_dropped", len(batch))
                             return
-                        delay = min(delay * 2, 2.0)
         finally:
             client.close()
 

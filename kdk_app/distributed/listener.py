@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import redis
 
-from ..background import BackgroundThread
+from ..background import BackgroundThread, Backoff
 from .stats import DistributionStats
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Listener:
         self.subscribed.clear()
 
     def _run(self, stop: threading.Event) -> None:
-        delay = 0.1
+        backoff = Backoff()
         while not stop.is_set():
             client = self.connect(5.0)
             pubsub = client.pubsub()
@@ -62,14 +62,13 @@ class Listener:
                     elif message.get("type") == "subscribe" and message.get("data") == len(self.handlers):
                         # Confirmed for every channel: from now on others see us alive.
                         self.subscribed.set()
-                        delay = 0.1
+                        backoff.reset()
                         self.on_subscribed()
             except Exception as exc:  # noqa: BLE001 - any failure: resubscribe after a pause
                 self.subscribed.clear()
                 self.stats.bump("redis_errors")
                 logger.warning("distribution: lost the Redis subscription, retrying: %s", exc)
-                stop.wait(delay)
-                delay = min(delay * 2, 2.0)
+                stop.wait(backoff.next())
             finally:
                 self.subscribed.clear()
                 try:

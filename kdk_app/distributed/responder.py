@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from ..background import BackgroundThread
+from ..background import BackgroundThread, Backoff
 from ..core import Application, errors
 from .envelope import Message, Refused, Signer, now_ms
 from .names import Names
@@ -77,7 +77,7 @@ class Responder:
 
     def _run(self, stop: threading.Event) -> None:
         client = self.connect(BLOCK_SECONDS + 2)
-        delay = 0.1
+        backoff = Backoff()
         try:
             while not stop.is_set():
                 queues = [self.names.calls(path) for path in self.exposed()]
@@ -93,10 +93,9 @@ class Responder:
                     self._slots.release()
                     self.stats.bump("redis_errors")
                     logger.warning("distribution: cannot read calls: %s", exc)
-                    stop.wait(delay)
-                    delay = min(delay * 2, 2.0)
+                    stop.wait(backoff.next())
                     continue
-                delay = 0.1
+                backoff.reset()
                 if item is None or item[0] == self.names.wake(self.instance).encode():
                     self._slots.release()
                     continue

@@ -22,23 +22,6 @@ def make_client(url: str, *, timeout: float, connect_timeout: float) -> redis.Re
     )
 
 
-class Backoff:
-    """Delays that double from ``first`` up to ``cap``, until ``reset()``."""
-
-    def __init__(self, first: float = 0.1, cap: float = 2.0) -> None:
-        self.first = first
-        self.cap = cap
-        self._next = first
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.cap)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.first
-
-
 class LinkState:
     """Whether a worker's last Redis command succeeded; logs transitions, not every failure."""
 

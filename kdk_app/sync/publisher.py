@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import redis
 
-from ..background import BackgroundThread
+from ..background import BackgroundThread, Backoff
 from .envelope import FIELD
-from .link import Backoff, LinkState
+from .link import LinkState
 from .outbox import Outbox
 from .stats import SyncStats
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import redis
 
-from ..background import BackgroundThread
-from .link import Backoff, LinkState
+from ..background import BackgroundThread, Backoff
+from .link import LinkState
 from .position import NEW_ONLY, as_text, resume_position
 from .stats import SyncStats
 
