@@ -15,6 +15,8 @@ worker_connections = int(os.environ.get("KDK_WORKER_CONNECTIONS", "20000"))
 timeout = int(os.environ.get("KDK_WORKER_TIMEOUT", "60"))
 graceful_timeout = 10
 keepalive = 5
+# Request lines up to 8 KB (gunicorn's maximum, nginx's default): long Feathers queries fit.
+limit_request_line = 8190
 # Trust X-Forwarded-* from a local reverse proxy (nginx) only, unless told otherwise.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = os.environ.get("KDK_ACCESS_LOG") or None

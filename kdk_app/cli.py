@@ -48,6 +48,15 @@ def show_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_fuzz(args: argparse.Namespace) -> int:
+    from .fuzz import fuzz
+
+    seeds = args.seed or [1]
+    results = [fuzz(args.url, requests=args.requests, frames=args.frames, seed=seed) for seed in seeds]
+    sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    return 0 if all(result["ok"] for result in results) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kdk", description="Run and inspect a kdk-app application.")
     parser.add_argument("--log-level", default="INFO")
@@ -58,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.set_defaults(handler=serve)
     config_parser = commands.add_parser("config", help="print the merged configuration, secrets masked")
     config_parser.set_defaults(handler=show_config)
+    fuzz_parser = commands.add_parser("fuzz", help="send seeded hostile requests and frames to a server")
+    fuzz_parser.add_argument("url", help="the server, e.g. http://127.0.0.1:8081")
+    fuzz_parser.add_argument("--requests", type=int, default=10_000)
+    fuzz_parser.add_argument("--frames", type=int, default=10_000)
+    fuzz_parser.add_argument("--seed", type=int, action="append", help="repeatable; default 1")
+    fuzz_parser.set_defaults(handler=run_fuzz)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

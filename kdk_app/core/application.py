@@ -15,6 +15,7 @@ from typing import Any
 
 from . import errors
 from .hooks import NOT_SET, HookContext, HookRegistry, run_chain
+from .limits import InputLimits
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,11 @@ class Service(EventEmitter):
         values = dict(zip(names, args, strict=False))
         params = values.get("params")
         params = dict(params) if params else {}
+        if params.get("provider"):  # from outside: refuse what no later step could handle
+            limits = self.app.input_limits
+            limits.check(values.get("id"), "id")
+            limits.check(values.get("data"), "data")
+            limits.check(params.get("query"), "query")
         context = HookContext(
             self.app, self, method, id=values.get("id"), data=values.get("data"), params=params
         )
@@ -221,6 +227,7 @@ class Application(EventEmitter):
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.settings: dict[str, Any] = dict(settings or {})
+        self.input_limits = InputLimits.from_settings(self.settings)
         self.services: dict[str, Service] = {}
         self.registry = HookRegistry()
         self.publishers: dict[str, Callable[..., Any]] = {}

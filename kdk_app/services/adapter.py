@@ -22,6 +22,23 @@ MULTI_MESSAGES = {
 }
 
 
+def check_field_names(data: Any) -> None:
+    """Refuse keys that a database would read as operators or paths (iterative: no recursion)."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str) or not key or key[0] == "$" or "." in key or "\x00" in key:
+                    raise BadRequest(
+                        f"Invalid field name {key!r}: names must not be empty, start with '$' or contain '.'"
+                    )
+                if isinstance(item, (Mapping, list)):
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(item for item in value if isinstance(item, (Mapping, list)))
+
+
 class AdapterService:
     """Options, query parsing, multi rules, schemas and ``$select`` for database services.
 
@@ -29,7 +46,9 @@ class AdapterService:
     ``id``, ``paginate`` (False or ``{"default", "max", "count"}``), ``multi`` (bool or list of
     methods), ``operators`` and ``filters`` (allowed beyond the defaults), ``protected_fields``
     (never queried, sorted, selected or returned to external callers), ``query_fields``
-    (``"schema"``: only declared fields may be queried when a schema is set; ``"any"``).
+    (``"schema"``: only declared fields may be queried when a schema is set; ``"any"``),
+    ``special_keys`` (False: field names in data that are empty, start with ``$`` or hold a
+    ``.`` are refused, at any depth, since MongoDB reads them as operators and paths).
     """
 
     def __init__(
@@ -43,6 +62,7 @@ class AdapterService:
         schema: Schema | type[Schema] | None = None,
         protected_fields: Iterable[str] = (),
         query_fields: str = "schema",
+        special_keys: bool = False,
     ) -> None:
         self.options: dict[str, Any] = {
             "id": id,
@@ -52,6 +72,7 @@ class AdapterService:
             "filters": dict(filters) if isinstance(filters, Mapping) else list(filters),
             "protected_fields": list(protected_fields),
             "query_fields": query_fields,
+            "special_keys": special_keys,
         }
         self.schema = make_schema(schema, id)
         # Validators by the options they depend on: options may change at run time.
@@ -118,6 +139,8 @@ class AdapterService:
 
     # --- data ----------------------------------------------------------------------------
     def validate_data(self, data: Any, *, partial: bool = False) -> Any:
+        if not self.options.get("special_keys"):
+            check_field_names(data)
         if self.schema is not None:
             return self.schema.load(data, partial=partial)
         if not isinstance(data, Mapping):

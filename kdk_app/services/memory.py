@@ -12,13 +12,18 @@ from .adapter import AdapterService
 from .query import Query
 
 
+def _is_small_decimal(text: str) -> bool:
+    # ASCII digits only ("²".isdigit() is true, int("²") fails), short enough for a cheap int().
+    return len(text) <= 19 and text.isascii() and text.isdigit()
+
+
 def get_path(record: Mapping[str, Any], path: str) -> tuple[bool, Any]:
     """The value at a dot path, and whether it exists."""
     value: Any = record
     for part in path.split("."):
         if isinstance(value, Mapping) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif isinstance(value, list) and _is_small_decimal(part) and int(part) < len(value):
             value = value[int(part)]
         else:
             return False, None
@@ -191,7 +196,7 @@ class MemoryService(AdapterService):
         """REST ids are strings: '1' finds the record stored under 1."""
         if id in self.store:
             return id
-        if isinstance(id, str) and id.lstrip("-").isdigit() and int(id) in self.store:
+        if isinstance(id, str) and _is_small_decimal(id.removeprefix("-")) and int(id) in self.store:
             return int(id)
         return id
 

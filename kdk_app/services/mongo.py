@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from bson import ObjectId
-from bson.errors import InvalidDocument
+from bson.errors import BSONError
 from pymongo import IndexModel, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import (
+    BulkWriteError,
     ConnectionFailure,
     DuplicateKeyError,
     OperationFailure,
@@ -29,6 +30,12 @@ from .adapter import AdapterService
 from .query import Query
 
 logger = logging.getLogger(__name__)
+
+# MongoDB error codes caused by what the client sent, not by the server: BadValue,
+# FailedToParse, TypeMismatch, Overflow, PathNotViable, ConflictingUpdateOperators,
+# DollarPrefixedFieldName, EmptyFieldName, DottedFieldName, a document over 16 MB after an
+# update, a bad sort, an empty field path.
+INPUT_ERROR_CODES = frozenset({2, 9, 14, 15, 28, 40, 52, 56, 57, 10334, 17419, 17287, 40352})
 
 IndexSpec = IndexModel | Mapping[str, Any] | str
 DatabaseSource = Database | Callable[[], Database]
@@ -55,6 +62,11 @@ def _index_model(spec: IndexSpec) -> IndexModel:
     return IndexModel(keys, **options)
 
 
+def _conflict(details: Mapping[str, Any]) -> Conflict:
+    fields = list(details.get("keyValue", {}) or {})
+    return Conflict("A record with the same unique value already exists", {"fields": fields})
+
+
 @contextlib.contextmanager
 def database_errors() -> Iterator[None]:
     """Translate pymongo failures into Feathers errors."""
@@ -63,17 +75,25 @@ def database_errors() -> Iterator[None]:
     except FeathersError:
         raise
     except DuplicateKeyError as exc:
-        fields = list((exc.details or {}).get("keyValue", {}) or {})
-        raise Conflict("A record with the same unique value already exists", {"fields": fields}) from None
+        raise _conflict(exc.details or {}) from None
     except (ServerSelectionTimeoutError, ConnectionFailure) as exc:
         logger.warning("MongoDB unavailable: %s", exc)
         raise Unavailable("Database unavailable") from None
+    except BulkWriteError as exc:  # insert_many: judge by the first failed write
+        first = ((exc.details or {}).get("writeErrors") or [{}])[0]
+        if first.get("code") == 11000:
+            raise _conflict(first) from None
+        if first.get("code") in INPUT_ERROR_CODES:
+            raise BadRequest("Invalid data: refused by the database") from None
+        logger.warning("MongoDB refused a bulk write: %s", exc)
+        raise GeneralError("Database error") from None
     except OperationFailure as exc:
         logger.warning("MongoDB refused an operation: %s", exc)
-        if exc.code in (2, 9, 17287):  # BadValue, FailedToParse, bad sort: caused by the input
-            raise BadRequest("Invalid query") from None
+        if exc.code in INPUT_ERROR_CODES:
+            raise BadRequest("Invalid data or query: refused by the database") from None
         raise GeneralError("Database error") from None
-    except InvalidDocument:
+    except (BSONError, OverflowError, UnicodeEncodeError):
+        # pymongo could not encode the input (a number beyond 64 bits, a lone surrogate …).
         raise BadRequest("Invalid data: cannot be stored") from None
     except PyMongoError:
         logger.exception("MongoDB error")

@@ -6,11 +6,13 @@ never smuggle a MongoDB operator (``$where``, ``$regex``, ``$expr`` …) into a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import BadRequest
+from ..core.limits import INT64_MAX
 
 FILTERS = ("$limit", "$skip", "$sort", "$select", "$or", "$and")
 OPERATORS = ("$in", "$nin", "$lt", "$lte", "$gt", "$gte", "$ne", "$or")
@@ -33,16 +35,22 @@ class Query:
     extra_filters: dict[str, Any] = field(default_factory=dict)
 
 
+# ASCII digits only ("²".isdigit() is true, int("²") fails), at most 19 of them (int64).
+_DECIMAL = re.compile(r"\+?[0-9]{1,19}")
+
+
 def parse_non_negative_int(name: str, value: Any) -> int:
     """``$limit`` and ``$skip``: a whole number ≥ 0, from a number or a URL string."""
     if isinstance(value, bool):
         raise BadRequest(f"Invalid value for {name}: must be a non-negative integer")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
         value = int(value)
     if not isinstance(value, int) or value < 0:
         raise BadRequest(f"Invalid value for {name}: must be a non-negative integer")
+    if value > INT64_MAX:  # MongoDB takes 64-bit numbers only
+        raise BadRequest(f"Invalid value for {name}: number out of range")
     return value
 
 
@@ -66,7 +74,7 @@ def parse_select(value: Any) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if isinstance(value, Mapping):  # {"0": "a"} left over from a parser, or {a: 1} projections
-        value = list(value.values()) if all(k.isdigit() for k in value) else list(value)
+        value = list(value.values()) if all(_is_index(k) for k in value) else list(value)
     if not isinstance(value, list):
         raise BadRequest("Invalid value for $select: must be an array of field names")
     fields = []
@@ -76,6 +84,11 @@ def parse_select(value: Any) -> list[str]:
         _check_field_name(str(item))
         fields.append(str(item))
     return fields
+
+
+def _is_index(key: Any) -> bool:
+    """An array index as qs leaves it in an object (``{"0": …}``); short, so ``int()`` is cheap."""
+    return isinstance(key, str) and len(key) <= 10 and key.isascii() and key.isdigit()
 
 
 def _check_field_name(name: Any) -> None:
@@ -145,7 +158,7 @@ class QueryValidator:
     def _logical(self, key: str, value: Any, depth: int) -> list[dict[str, Any]]:
         if depth > MAX_DEPTH:
             raise BadRequest("Query is nested too deeply")
-        if isinstance(value, Mapping) and all(str(k).isdigit() for k in value):
+        if isinstance(value, Mapping) and all(_is_index(k) for k in value):
             value = [value[k] for k in sorted(value, key=int)]
         if not isinstance(value, list) or not value:
             raise BadRequest(f"Invalid value for {key}: must be a non-empty array of queries")
@@ -187,7 +200,7 @@ class QueryValidator:
             if operator not in self.operators or operator == "$or":
                 raise BadRequest(f"Invalid query parameter {operator}", dict(value))
             if operator in LIST_OPERATORS:
-                if isinstance(operand, Mapping) and all(str(k).isdigit() for k in operand):
+                if isinstance(operand, Mapping) and all(_is_index(k) for k in operand):
                     operand = [operand[k] for k in sorted(operand, key=int)]
                 if not isinstance(operand, list):
                     operand = [operand]

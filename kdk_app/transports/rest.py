@@ -56,12 +56,20 @@ def status_for(context: HookContext, body: Any) -> tuple[int, dict[str, str]]:
 
 
 def read_body() -> Any:
-    raw = request.get_data(cache=False)
+    try:
+        raw = request.get_data(cache=False)
+    except HTTPException:  # 413 and the like answer as themselves
+        raise
+    except Exception as exc:
+        # Reading can only fail on the client's side: a broken chunked framing (each WSGI
+        # server raises its own class for it), a connection cut mid-body.
+        logger.info("unreadable request body: %r", exc)
+        raise errors.BadRequest("Invalid request body") from None
     if not raw.strip():
         return {}
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested far deeper than any limit
         raise errors.BadRequest("Invalid JSON in request body") from None
 
 

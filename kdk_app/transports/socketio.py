@@ -14,10 +14,12 @@ from typing import Any
 
 from flask import Flask
 from flask_socketio import SocketIO
+from socketio.exceptions import ConnectionRefusedError
 
 from ..channels import Channels
 from ..core import METHOD_ARGUMENTS, Application, errors
 from ..core.serialization import FeathersJSON
+from .packets import MALFORMED, MALFORMED_AUTH, FeathersPacket
 from .redis_queue import ResilientRedisManager
 from .rooms import LocalManager
 from .wsgi import environ_headers
@@ -66,6 +68,7 @@ class SocketTransport:
             cors_allowed_origins=settings.get("cors_allowed_origins", "*"),
             client_manager=queue,
             json=FeathersJSON,
+            serializer=FeathersPacket,
             ping_interval=settings.get("ping_interval", 25),
             ping_timeout=settings.get("ping_timeout", 20),
             max_http_buffer_size=int(settings.get("max_http_buffer_size", 1_000_000)),
@@ -88,6 +91,9 @@ class SocketTransport:
 
     # --- connection lifecycle ------------------------------------------------------------
     def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if auth == MALFORMED_AUTH:
+            error = errors.BadRequest("Invalid handshake: malformed auth payload")
+            raise ConnectionRefusedError(error.message, error.to_json())
         connection: dict[str, Any] = {"provider": "socketio", "headers": environ_headers(environ), "sid": sid}
         for handler in self.connect_handlers:
             handler(connection, environ, auth)  # may raise ConnectionRefusedError
@@ -105,6 +111,8 @@ class SocketTransport:
 
     # --- calls ---------------------------------------------------------------------------
     def _on_event(self, method: str, sid: str, *args: Any) -> Any:
+        if method == MALFORMED:
+            return errors.BadRequest(args[0] if args else "Invalid frame").to_json()
         try:
             return (None, self.handle_call(sid, method, list(args)))
         except errors.FeathersError as error:
