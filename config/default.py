@@ -60,6 +60,10 @@ sync = {
     "retention_ms": 3_600_000,  # how far back a reconnecting instance can catch up
     "maxlen": 100_000,
     "outbox_size": 10_000,  # events kept in memory while Redis is down
+    # KDK_SYNC__SECRET, the same on every instance. None: derived from distribution.secret, else
+    # from JWT_SECRET; with neither, KDK_ENV=production refuses to start.
+    "secret": None,
+    "max_skew": 60,  # s, a signed entry's time may differ from its stream id's by this much
 }
 
 # --- Authentication and permissions (kdk_app/auth; README "Authentication") -------------------

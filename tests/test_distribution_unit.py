@@ -45,7 +45,7 @@ def test_sealed_messages_open_only_with_the_secret_the_partition_and_in_time():
 def test_stale_messages_and_seen_nonces_are_refused(monkeypatch):
     signer = Signer(b"s", "k", max_skew=30)
     old = signer.seal("reply", {})
-    monkeypatch.setattr("kdk_app.distributed.envelope.now_ms", lambda: int(time.time() * 1000) + 31_000)
+    monkeypatch.setattr("kdk_app.signing.now_ms", lambda: int(time.time() * 1000) + 31_000)
     with pytest.raises(Refused) as refused:
         signer.open(old)
     assert refused.value.reason == "stale"

@@ -19,10 +19,12 @@ from kdk_app.services import MemoryService
 from kdk_app.sync import EnvelopeError, EventSync, SyncedContext, configure_sync, parse_envelope
 from kdk_app.sync.envelope import FIELD, make_envelope, summarize_context
 from kdk_app.sync.position import resume_position
+from kdk_app.sync.signed import StreamSigner
 
 pytestmark = pytest.mark.timeout(60)
 
 FAST = {"block_ms": 100, "socket_timeout": 0.5, "backoff": (0.02, 0.3)}
+SECRET = b"test-sync-secret-shared-by-every-node"
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
@@ -43,7 +45,7 @@ class Node:
     def __init__(self, url: str, stream: str, **options: Any) -> None:
         self.app = Application()
         self.service = self.app.use("messages", MemoryService())
-        self.sync = EventSync(self.app, url, stream=stream, **{**FAST, **options})
+        self.sync = EventSync(self.app, url, stream=stream, secret=SECRET, **{**FAST, **options})
         self.heard: list[tuple[Any, Any]] = []
         self.sunk: list[ServiceEvent] = []
         self.service.on("created", lambda data, context: self.heard.append((data, context)))
@@ -218,20 +220,22 @@ def test_event_on_a_is_heard_once_on_b_and_never_republished(nodes, redis_url, s
 def test_duplicates_garbage_and_unknown_paths_are_dropped(nodes, redis_url, stream):
     a, b = nodes
     client = redis.Redis.from_url(redis_url)
-    envelope = make_envelope("messages", "created", {"text": "once"}, None, "elsewhere").encode()
-    client.xadd(stream, {FIELD: envelope})
-    client.xadd(stream, {FIELD: envelope})
+    seal = StreamSigner(SECRET, stream).seal
+    envelope = make_envelope("messages", "created", {"text": "once"}, None, "elsewhere").encode().encode()
+    client.xadd(stream, {FIELD: seal(envelope)})
+    client.xadd(stream, {FIELD: seal(envelope)})  # sent again (a retried write): same envelope id
     client.xadd(stream, {FIELD: "garbage"})
     client.xadd(stream, {"other": "field"})
-    client.xadd(stream, {FIELD: raw_envelope(v=99)})
+    client.xadd(stream, {FIELD: seal(raw_envelope(v=99).encode())})
     unknown = make_envelope("nowhere", "created", {"text": "lost"}, None, "elsewhere")
-    client.xadd(stream, {FIELD: unknown.encode()})
+    client.xadd(stream, {FIELD: seal(unknown.encode().encode())})
     a.service.create({"text": "after"})
 
     wait_until(lambda: b.texts() == ["once", "after"], what="B to survive garbage")
     stats = b.sync.stats.as_dict()
     assert stats["dropped_duplicate"] == 1
-    assert stats["invalid"] == 3
+    assert stats["invalid"] == 1  # signed, but of an unknown version
+    assert stats["forged"] == 2  # unsigned garbage, no envelope field
     assert stats["dropped_unknown_path"] == 1
     assert stats["received"] == 2
     assert b.sync.is_connected()

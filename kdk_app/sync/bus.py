@@ -3,6 +3,7 @@
 Every local event is queued as an envelope and XADDed by a background publisher; a
 background reader XREADs the stream and re-dispatches other instances' events locally with
 ``remote=True``, so listeners hear them and sinks (sockets, this bus) leave them alone.
+Entries are signed with a secret every instance shares; others are refused and counted.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import uuid
 from functools import partial
 
 from ..core.application import Application, ServiceEvent
-from .envelope import FIELD, EnvelopeError, make_envelope, parse_envelope, synced_context
+from ..signing import Refused
+from .envelope import FIELD, EnvelopeError, envelope_from_dict, make_envelope, synced_context
 from .link import make_client
 from .position import NEW_ONLY, parse_id
 from .publisher import Publisher
 from .reader import StreamReader
 from .recent import RecentIds
+from .refusals import RefusalLog
+from .signed import StreamSigner
 from .stats import SyncStats
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,7 @@ def default_instance_id() -> str:
 class EventSync:
     """Publishes this instance's service events and dispatches everyone else's.
 
+    ``secret`` signs and verifies the entries: every instance on the stream needs the same one.
     ``start()`` registers the sink and starts both threads; ``stop()`` undoes it. A stopped
     bus can be started again: it resumes after the last entry it handled (or ``from_id``),
     and any events still in its outbox are sent then.
@@ -47,6 +52,7 @@ class EventSync:
         app: Application,
         redis_url: str,
         *,
+        secret: bytes | str,
         stream: str = "kdk:events",
         retention_ms: int = 3_600_000,
         maxlen: int = 100_000,
@@ -57,6 +63,8 @@ class EventSync:
         socket_timeout: float = 1.0,
         dedupe_size: int = 10_000,
         backoff: tuple[float, float] = (0.1, 2.0),
+        max_skew: float = 60.0,
+        refusal_log_interval: float = 60.0,
     ) -> None:
         if start_id is not None and start_id != NEW_ONLY:
             parse_id(start_id)  # fail at configuration time, not in the thread
@@ -67,6 +75,8 @@ class EventSync:
         self.start_id = start_id
         self.stats = SyncStats()
         self._recent = RecentIds(dedupe_size)
+        self._signer = StreamSigner(secret.encode() if isinstance(secret, str) else secret, stream, max_skew)
+        self._refusals = RefusalLog(stream, refusal_log_interval)
         self._lock = threading.Lock()
         self._running = False
         connect = partial(make_client, redis_url, connect_timeout=socket_timeout, timeout=socket_timeout)
@@ -80,6 +90,7 @@ class EventSync:
             retention_ms=retention_ms,
             outbox_size=outbox_size,
             backoff=backoff,
+            seal=self._signer.seal,
         )
         self._reader = StreamReader(
             partial(make_client, redis_url, connect_timeout=socket_timeout, timeout=read_timeout),
@@ -145,9 +156,9 @@ class EventSync:
             # that distribution delivered here: its provider's own sync bus carries it.
             return
         try:
-            message = make_envelope(
-                event.path, event.event, event.payload, event.context, self.instance_id
-            ).encode()
+            envelope = make_envelope(event.path, event.event, event.payload, event.context, self.instance_id)
+            # Bytes here too: a lone surrogate fails this event, not the publisher's batches.
+            message = envelope.encode().encode()
         except (TypeError, ValueError):
             # Encoded here, on the caller's thread, so the envelope is a snapshot of the data.
             self.stats.bump("publish_failures")
@@ -158,7 +169,14 @@ class EventSync:
     # --- receiving -----------------------------------------------------------------------
     def _handle_entry(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
         try:
-            envelope = parse_envelope(fields.get(_FIELD_KEY))
+            body = self._signer.open(entry_id, fields.get(_FIELD_KEY))
+        except Refused as refused:
+            # Written by someone without the secret (or replayed): never dispatched.
+            self.stats.bump("forged")
+            self._refusals.refused(entry_id, refused)
+            return
+        try:
+            envelope = envelope_from_dict(body)
         except EnvelopeError as exc:
             self.stats.bump("invalid")
             logger.warning("sync: skipping invalid entry %s: %s", entry_id, exc)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..core.application import Application
 from .bus import EventSync
+from .secret import resolve_sync_secret
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,8 @@ SYNC_OPTIONS: dict[str, type | tuple[type, ...]] = {
     "socket_timeout": (int, float),
     "instance_id": str,
     "start_id": str,
+    "max_skew": (int, float),
+    "refusal_log_interval": (int, float),
 }
 
 
@@ -28,7 +31,7 @@ def configure_sync(app: Application, settings: Mapping[str, Any], *, start: bool
     """The bus for ``settings["redis"]["url"]`` (started unless ``start=False``), or None.
 
     None when no Redis URL is configured or ``settings["sync"]["enabled"]`` is false. The bus
-    stops itself on ``app.teardown()``.
+    stops itself on ``app.teardown()``. Its signing secret: see :func:`resolve_sync_secret`.
     """
     redis_settings = settings.get("redis") or {}
     url = redis_settings.get("url") if isinstance(redis_settings, Mapping) else None
@@ -39,6 +42,7 @@ def configure_sync(app: Application, settings: Mapping[str, Any], *, start: bool
     if not options.pop("enabled", True):
         logger.info("sync bus disabled by settings")
         return None
+    options.pop("secret", None)  # resolved below, with its fallbacks
     unknown = set(options) - set(SYNC_OPTIONS)
     if unknown:
         raise ValueError(f"Unknown sync settings: {', '.join(sorted(unknown))}")
@@ -46,7 +50,8 @@ def configure_sync(app: Application, settings: Mapping[str, Any], *, start: bool
         expected = SYNC_OPTIONS[key]
         if value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
             raise ValueError(f"Setting sync.{key} has the wrong type: {value!r}")
-    sync = EventSync(app, url, **{k: v for k, v in options.items() if v is not None})
+    secret = resolve_sync_secret(settings)
+    sync = EventSync(app, url, secret=secret, **{k: v for k, v in options.items() if v is not None})
     app.on("teardown", lambda _app: sync.stop())
     if start:
         sync.start()

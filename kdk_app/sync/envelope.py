@@ -1,5 +1,7 @@
 """The sync-bus message: ``{v, id, origin, ts, path, event, data, context}`` as JSON.
 
+In the stream it travels sealed (see ``signed.py``): the JSON is the body of a signed message.
+
 Routing fields stay apart from the payload, and the context is deliberately small: a
 receiver gets what a listener usually needs (who did what, how), never the whole call.
 """
@@ -123,6 +125,11 @@ def parse_envelope(raw: str | bytes | None) -> Envelope:
         message = json.loads(raw)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
         raise EnvelopeError(f"not JSON: {exc}") from None
+    return envelope_from_dict(message)
+
+
+def envelope_from_dict(message: Any) -> Envelope:
+    """Validate one decoded message; raise :class:`EnvelopeError` on anything else."""
     if not isinstance(message, dict):
         raise EnvelopeError(f"expected an object, got {type(message).__name__}")
     version = message.get("v")

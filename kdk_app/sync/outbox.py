@@ -16,13 +16,13 @@ class Outbox:
         if maxsize < 1:
             raise ValueError("outbox size must be at least 1")
         self.maxsize = maxsize
-        self._items: deque[str] = deque()
+        self._items: deque[bytes] = deque()
         self._ready = threading.Condition()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: str) -> int:
+    def put(self, item: bytes) -> int:
         """Append ``item``; return how many of the oldest items were dropped to make room."""
         with self._ready:
             self._items.append(item)
@@ -30,7 +30,7 @@ class Outbox:
             self._ready.notify()
         return dropped
 
-    def take(self, limit: int, timeout: float) -> list[str]:
+    def take(self, limit: int, timeout: float) -> list[bytes]:
         """Up to ``limit`` oldest items, waiting at most ``timeout`` s for the first one."""
         with self._ready:
             if not self._items:
@@ -38,7 +38,7 @@ class Outbox:
             count = min(limit, len(self._items))
             return [self._items.popleft() for _ in range(count)]
 
-    def restore(self, items: Iterable[str]) -> int:
+    def restore(self, items: Iterable[bytes]) -> int:
         """Put items that could not be sent back in front; return how many were dropped."""
         with self._ready:
             self._items.extendleft(reversed(list(items)))

@@ -36,8 +36,10 @@ class Publisher:
         outbox_size: int,
         batch_size: int = 100,
         backoff: tuple[float, float] = (0.1, 2.0),
+        seal: Callable[[bytes], bytes],
     ) -> None:
         self.stream = stream
+        self._seal = seal
         self.stats = stats
         self.maxlen = maxlen
         self.retention_ms = retention_ms
@@ -55,7 +57,7 @@ class Publisher:
     def pending(self) -> int:
         return len(self._outbox)
 
-    def submit(self, message: str) -> None:
+    def submit(self, message: bytes) -> None:
         """Queue one encoded envelope; never touches the network."""
         dropped = self._outbox.put(message)
         if dropped:
@@ -91,10 +93,11 @@ class Publisher:
         if len(self._outbox):
             logger.warning("sync publisher stopped with %d event(s) unsent", len(self._outbox))
 
-    def _send(self, client: redis.Redis, batch: list[str]) -> bool:
+    def _send(self, client: redis.Redis, batch: list[bytes]) -> bool:
         pipe = client.pipeline(transaction=False)
         for message in batch:
-            pipe.xadd(self.stream, {FIELD: message})
+            # Sealed now, at every attempt: the signed time is the write time (see signed.py).
+            pipe.xadd(self.stream, {FIELD: self._seal(message)})
         # Trimming is housekeeping: once a second is plenty, not with every batch.
         if time.monotonic() >= self._next_trim:
             self._next_trim = time.monotonic() + TRIM_INTERVAL
@@ -119,7 +122,7 @@ class Publisher:
         self._overflow_logged = False
         return True
 
-    def _failed(self, batch: list[str], error: BaseException) -> bool:
+    def _failed(self, batch: list[bytes], error: BaseException) -> bool:
         self.state.failed(error)
         self.stats.bump("publish_failures")
         dropped = self._outbox.restore(batch)

@@ -14,7 +14,8 @@ class SyncStats:
     dropped_duplicate: int = 0  # envelope ids seen before
     dropped_unknown_path: int = 0  # no service at that path on this instance
     dropped_overflow: int = 0  # oldest outbox messages dropped because it was full
-    invalid: int = 0  # stream entries that are not valid envelopes
+    invalid: int = 0  # signed entries that are not valid envelopes (another version?)
+    forged: int = 0  # entries refused: unsigned, bad signature, malformed, stale or replayed
     publish_failures: int = 0  # failed write attempts (batches), unserializable events
     reconnects: int = 0  # times the reader got Redis back after losing it
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
