@@ -31,7 +31,8 @@ def nested(depth: int, leaf: object = "x") -> object:
 
 
 def raw_post(url: str, path: str, body: str) -> requests.Response:
-    return requests.post(url + path, data=body.encode(), headers={"Content-Type": "application/json"}, timeout=10)
+    headers = {"Content-Type": "application/json"}
+    return requests.post(url + path, data=body.encode(), headers=headers, timeout=10)
 
 
 @pytest.fixture
@@ -78,11 +79,14 @@ def test_a_stored_record_nested_deeply_still_gets_its_socket_ack_and_events_stil
     # Written behind the API's back (MongoDB itself allows 100 levels): the live page must
     # still get its answers and events.
     tag = uuid.uuid4().hex
-    mongo_client["kdk"]["messages"].insert_one({"_id": ObjectId(), "text": "deep", "tag": tag, "d": nested(95)})
+    record = {"_id": ObjectId(), "text": "deep", "tag": tag, "d": nested(95)}
+    mongo_client["kdk"]["messages"].insert_one(record)
     answer = socket_client.call("find", "messages", {"tag": tag})
     assert answer[0] is None and answer[1]["total"] == 1
-    created = requests.post(app_server.url + "/messages", json={"text": "after", "tag": tag}, timeout=10).json()
-    assert wait_until(lambda: any(m.get("_id") == created["_id"] for m in socket_client.named("messages created")))
+    after = {"text": "after", "tag": tag}
+    created = requests.post(app_server.url + "/messages", json=after, timeout=10).json()
+    heard = lambda: [m.get("_id") for m in socket_client.named("messages created")]  # noqa: E731
+    assert wait_until(lambda: created["_id"] in heard())
 
 
 def test_an_answer_that_cannot_be_encoded_is_acked_with_an_error():
@@ -94,7 +98,8 @@ def test_an_answer_that_cannot_be_encoded_is_acked_with_an_error():
 
 # --- numbers and text ---------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "query", ["$skip=9223372036854775808", "$limit=99999999999999999999", "n=9223372036854775808", "n[$gt]=1e999"]
+    "query",
+    ["$skip=9223372036854775808", "$limit=99999999999999999999", "n=9223372036854775808", "n[$gt]=1e999"],
 )
 def test_numbers_beyond_64_bits_in_a_query_answer_400(app_server, query):
     response = requests.get(f"{app_server.url}/messages?{query}", timeout=10)
@@ -188,7 +193,7 @@ def test_client_sent_reserved_events_never_reach_the_connection_handlers(raw_soc
 
 @pytest.mark.parametrize(
     "frame",
-    ['42910["find"', '42910{"a":1}', "42910[]", "42910[1]", '42910"find"', "42910null", "42910[" + "[" * 5000],
+    ['42910["find"', '42910{"a":1}', "42910[]", "42910[1]", '42910"find"', "42910null", "42910" + "[" * 5000],
 )
 def test_a_malformed_frame_with_an_ack_id_is_answered_with_bad_request(raw_socket, frame):
     raw_socket.send(frame)
