@@ -47,10 +47,19 @@ def _default_channels(app, channels):
 
 
 channels = [_default_channels]
+# CORS for REST and Socket.IO alike (README "CORS"). The default lets a page of any origin call
+# the API without credentials, as a generated Feathers app does; in production list the origins.
+cors = {
+    "origins": "*",  # or exact origins: ["https://app.example.com", "http://localhost:5173"]
+    "methods": ["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"],
+    "headers": None,  # allowed request headers; None: those the preflight asks for
+    "expose_headers": ["Location"],  # response headers a page may read
+    "credentials": False,  # True (cookies, TLS client certs) needs an explicit origins list
+    "max_age": 600,  # s, how long a browser may cache a preflight answer
+}
 socketio = {
     "enabled": True,
     "path": "/socket.io",
-    "cors_allowed_origins": "*",  # or a list of origins
     "channel": "kdk-socketio",  # Redis pub/sub channel of the Socket.IO message queue
 }
 # Cross-instance event sync for server-side listeners (Redis Streams); needs redis.url.

@@ -24,6 +24,7 @@ from .redis_client import redis_answers
 from .services.factory import build_services
 from .sync import configure_sync
 from .testing import client_options_hook
+from .transports.cors import CorsPolicy, install_cors
 from .transports.redis_queue import redis_emitter
 from .transports.rest import register_rest
 from .transports.socketio import SocketTransport
@@ -40,6 +41,10 @@ def configure_realtime(flask_app: Flask, kdk: Application, settings: Mapping[str
     socket_settings = dict(settings.get("socketio") or {})
     redis_url = (settings.get("redis") or {}).get("url")
     if socket_settings.get("enabled", True):
+        # The top-level `cors` setting decides for Socket.IO too (origin check on handshake/upgrade).
+        cors = flask_app.extensions.get("kdk_cors_policy") or CorsPolicy.from_settings(settings)
+        socket_settings["cors_allowed_origins"] = cors.engineio_origins()
+        socket_settings["cors_credentials"] = cors.credentials
         transport = SocketTransport(flask_app, kdk, channels, socket_settings)
         flask_app.extensions["kdk_socketio"] = transport
     elif redis_url:
@@ -51,6 +56,7 @@ def configure_realtime(flask_app: Flask, kdk: Application, settings: Mapping[str
 def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Flask:
     """The Flask app for ``config`` (default: :func:`load_config`), with ``overrides`` on top."""
     settings = deep_merge(dict(config) if config is not None else load_config(), overrides)
+    cors = CorsPolicy.from_settings(settings)  # first: a contradictory `cors` refuses to start
     kdk = Application(settings)
     kdk.rest_params_builders = []  # type: ignore[attr-defined]
 
@@ -73,6 +79,7 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     flask_app.config["MAX_CONTENT_LENGTH"] = int(settings.get("max_body_size", 1024 * 1024))
     flask_app.extensions["kdk"] = kdk
     flask_app.kdk = kdk  # type: ignore[attr-defined]
+    flask_app.extensions["kdk_cors_policy"] = cors
 
     register_rest(flask_app, kdk, settings.get("api_path") or "")
     configure_realtime(flask_app, kdk, settings)
@@ -87,4 +94,5 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     if redis_url:
         checks.append(("isRedisRunning", lambda: redis_answers(redis_url, timeout_ms)))
     register_healthcheck(flask_app, checks)
+    install_cors(flask_app, cors)  # outermost: preflights, and headers on every answer (errors too)
     return flask_app

@@ -65,7 +65,9 @@ class SocketTransport:
             flask_app,
             async_mode=settings.get("async_mode", "gevent"),
             path=settings.get("path", "/socket.io").strip("/"),
+            # Set by create_app() from the `cors` setting; its middleware writes the headers.
             cors_allowed_origins=settings.get("cors_allowed_origins", "*"),
+            cors_credentials=bool(settings.get("cors_credentials", False)),
             client_manager=queue,
             json=FeathersJSON,
             serializer=FeathersPacket,
