@@ -6,6 +6,11 @@
   ``authenticated``, ``user:<id>`` and the room of the user's role (``admins`` for ``admin``);
   and starts a timer that disconnects the socket when the token expires.
 * Logout removes the state and the timer, leaves every room and rejoins ``anonymous``.
+* Changes of users (``patched``, ``updated``, ``removed`` on the users service of this
+  process, which includes those synced from other instances, and the app event
+  ``users-changed`` for changes on other apps of the distribution key) are followed: each
+  socket logged in as such a user verifies its token and reloads the user now, rejoining the
+  rooms of a new role, or is logged out when the user is gone.
 * Disconnect cancels the timer. Rooms are Socket.IO rooms of the worker that holds the socket;
   events reach them from any worker or host through the Socket.IO message queue.
 """
@@ -15,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from socketio.exceptions import ConnectionRefusedError
@@ -30,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 AUTH_SCHEMES = ("bearer", "jwt")
+USER_CHANGES = frozenset({"updated", "patched", "removed"})
+USERS_CHANGED = "users-changed"  # app event (user ids, event name): users changed elsewhere
 
 
 def token_from_header(value: Any) -> str | None:
@@ -76,6 +83,10 @@ class SocketAuth:
         self.app.on("connection", self.on_connection)
         self.app.on("disconnect", self.on_disconnect)
         self.app.on("teardown", lambda app: self.stop())
+        users = self.auth.users
+        for event in USER_CHANGES:
+            users.on(event, self._on_user_event)
+        self.app.on(USERS_CHANGED, lambda ids, event=None: self.follow(ids))
 
     def role_room(self, role: str) -> str:
         return self.role_rooms.get(role, f"role:{role}")
@@ -132,6 +143,29 @@ class SocketAuth:
         if had_user:
             self.channels.leave(connection)
             self.channels.join(connection, self.anonymous_room)
+
+    # --- following changes of users ------------------------------------------------------
+    def _on_user_event(self, data: Any, context: Any = None) -> None:
+        records = data if isinstance(data, list) else [data]
+        self.follow(self.auth.user_id(r) for r in records if isinstance(r, Mapping))
+
+    def follow(self, user_ids: Iterable[str]) -> None:
+        """Bring the sockets logged in as these users in line with the users service now."""
+        wanted = {str(i) for i in user_ids}
+        if not wanted:
+            return
+        for connection in list(self.transport.connections.values()):
+            user = connection.get("user")
+            if not isinstance(user, Mapping) or self.auth.user_id(user) not in wanted:
+                continue
+            token = (connection.get("authentication") or {}).get("accessToken")
+            try:
+                result = self.auth.jwt(token)  # the token again, and the user as it is now
+            except Exception as exc:  # gone, or cannot be checked: fail closed
+                logger.info("socket %s: its user changed and %s: logged out", connection.get("sid"), exc)
+                self.logout(connection)
+                continue
+            self.login(connection, result)
 
     def on_disconnect(self, connection: dict[str, Any]) -> None:
         sid = connection.get("sid")

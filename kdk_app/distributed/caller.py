@@ -50,7 +50,8 @@ class Pending:
 
 
 def user_claims(user: Any) -> Any:
-    """The caller's identity as plain JSON, minus secrets; the envelope's HMAC signs it."""
+    """A server-side caller's user as plain JSON, minus secrets; the envelope's HMAC signs it.
+    The provider reloads that user by id when it has authentication (see the responder)."""
     if user is None:
         return None
     if isinstance(user, Mapping):
@@ -58,8 +59,12 @@ def user_claims(user: Any) -> Any:
     return to_jsonable(user)
 
 
-def _plain(value: Any) -> Any:
-    return to_jsonable(value) if isinstance(value, Mapping) else None
+def forwarded_authentication(authentication: Any) -> dict[str, Any] | None:
+    """The caller's credentials for the provider to verify itself: never a verified payload,
+    which the provider must not take on trust."""
+    if not isinstance(authentication, Mapping) or not authentication:
+        return None
+    return to_jsonable({k: v for k, v in authentication.items() if k != "payload"})
 
 
 class Caller:
@@ -114,6 +119,7 @@ class Caller:
         params = params or {}
         budget = timeout or self.timeout
         deadline = time.monotonic() + budget
+        authentication = forwarded_authentication(params.get("authentication"))
         request = {
             "path": path,
             "method": method,
@@ -121,9 +127,10 @@ class Caller:
             "data": data,
             "query": params.get("query") or {},
             "route": params.get("route") or {},
-            "user": user_claims(params.get("user")),
-            # With no user, a token the consumer did not verify: the provider's own hooks will.
-            "authentication": None if params.get("user") else _plain(params.get("authentication")),
+            # The token, when there is one, and no user: the provider verifies it and loads the
+            # user as it is now on every call. Claims only for server-side calls without a token.
+            "authentication": authentication,
+            "user": None if authentication else user_claims(params.get("user")),
             "from": self.instance,
             "ping": ping,
         }

@@ -11,6 +11,7 @@ class Names:
         self.instances = f"{self.base}:instances"  # SET of instance ids that wrote a record
         self.events = f"{self.base}:events"  # pub/sub: service events of every provider
         self.registry = f"{self.base}:registry"  # pub/sub: "records changed, read them again"
+        self.users = f"{self.base}:users"  # pub/sub: ids of users changed, for socket logins
 
     def record(self, instance: str) -> str:
         return f"{self.base}:record:{instance}"  # the signed record, with a TTL

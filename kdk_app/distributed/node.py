@@ -29,6 +29,7 @@ from .registry import Declaration, Record, Registry, providers_by_path
 from .responder import Responder
 from .settings import DistributionSettings
 from .stats import DistributionStats
+from .user_notices import UserNotices
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Distribution:
                 self.names.reply(self.instance): self._on_reply_channel,
                 self.names.events: self._on_event,
                 self.names.registry: lambda _raw: self._wake.set(),
+                self.names.users: lambda raw: self.user_notices.on_message(raw),
             },
             self.stats,
             on_subscribed=self._wake.set,
@@ -115,6 +117,9 @@ class Distribution:
             self.mounts.proxy_for,
             self.delivery,
         )
+        self.user_notices = UserNotices(
+            app, self.client, self.names, self.signer, self.stats, self.instance, self._nonces
+        )
         self.responder = Responder(
             app,
             self.connect,
@@ -159,6 +164,7 @@ class Distribution:
         self.receiver.start()
         self.publisher.start()
         self.app.event_sinks.append(self.publisher.sink)
+        self.app.event_sinks.append(self.user_notices.sink)
         self.app.on("service", self._on_service_change)
         self.app.on("service-removed", self._on_service_change)
         # Be reachable and mounted before the first request when Redis is there; else go on.
@@ -182,8 +188,9 @@ class Distribution:
                 logger.warning("distribution: could not withdraw the record (it will expire): %s", exc)
             self._advertised = False
         self.responder.stop(5.0)
-        if self.publisher.sink in self.app.event_sinks:
-            self.app.event_sinks.remove(self.publisher.sink)
+        for sink in (self.publisher.sink, self.user_notices.sink):
+            if sink in self.app.event_sinks:
+                self.app.event_sinks.remove(sink)
         self.publisher.stop(3.0)
         self.receiver.stop(2.0)
         self.listener.stop(2.0)

@@ -2,7 +2,8 @@
 
 One fetcher per process BLPOPs every exposed path's queue, and only while it has a free slot,
 so a busy replica leaves calls to the others. Each call runs in its own thread (a greenlet
-under gevent) through the service's hooks with ``provider="remote"``.
+under gevent) through the service's hooks with ``provider="remote"`` and the caller's identity
+as ``identity.caller_identity`` rebuilds it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import redis
 from ..background import BackgroundThread, Backoff
 from ..core import Application, errors
 from .envelope import Message, Refused, Signer, now_ms
+from .identity import caller_identity
 from .names import Names
 from .stats import DistributionStats
 
@@ -159,12 +161,6 @@ class Responder:
             "query": body.get("query") if isinstance(body.get("query"), dict) else {},
             "route": body.get("route") if isinstance(body.get("route"), dict) else {},
         }
-        if body.get("user") is not None:
-            # Rebuilt from the signed claims; this instance's own hooks decide what it may do.
-            params["user"] = body["user"]
-            params["authenticated"] = True
-        elif isinstance(body.get("authentication"), dict):
-            params["authentication"] = body["authentication"]  # verified by our own hooks
         method = body["method"]
         if method == "find":
             args: tuple[Any, ...] = (params,)
@@ -177,6 +173,8 @@ class Responder:
         try:
             if method not in service.methods:
                 raise errors.MethodNotAllowed(f"Method '{method}' not allowed on service '{service.path}'")
+            # Never the consumer's cached user: a token for our hooks, or a user reloaded now.
+            params.update(caller_identity(self.app, body))
             context = service.run(method, *args)
             self.stats.bump("calls_served")
             return {"result": context.safe_result}

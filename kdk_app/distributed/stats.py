@@ -18,6 +18,8 @@ class DistributionStats:
     events_published: int = 0  # local events sent to consumers
     events_received: int = 0  # remote events dispatched here
     events_dropped: int = 0  # events lost: outbox full, unencodable, or no proxy here
+    user_notices_sent: int = 0  # changes of this process's users announced to the key
+    user_notices_received: int = 0  # such changes from other processes, followed here
     mounts: int = 0  # remote services mounted
     unmounts: int = 0  # remote services removed
     refused_unsigned: int = 0  # messages with no signature
