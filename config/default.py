@@ -10,6 +10,10 @@ api_path = ""  # prefix of every REST route, e.g. "/api"
 # Pagination for services that do not set their own; "count": False skips the total.
 paginate = {"default": 10, "max": 50}
 max_body_size = 1024 * 1024  # bytes; a larger request body gets 413
+max_data_depth = 32  # nesting levels of objects and arrays an external call may send; deeper: 400
+# Reverse proxies whose X-Forwarded-For names the client (for the throttles); FORWARDED_ALLOW_IPS
+# sets it for gunicorn and the app alike. Addresses or networks, or "*" for any.
+trusted_proxies = ["127.0.0.1", "::1"]
 
 mongo = {
     "url": None,  # MONGO_URL / DB_URL; None: `kdk serve` starts an embedded SecantusDB

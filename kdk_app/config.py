@@ -85,6 +85,8 @@ def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         _set_path(overrides, ["mongo", "url"], mongo_url)
     if environ.get("REDIS_URL"):
         _set_path(overrides, ["redis", "url"], environ["REDIS_URL"])
+    if environ.get("FORWARDED_ALLOW_IPS"):  # gunicorn's setting: the same proxies are trusted
+        overrides["trusted_proxies"] = environ["FORWARDED_ALLOW_IPS"]
     if environ.get("JWT_SECRET"):
         _set_path(overrides, ["authentication", "secret"], environ["JWT_SECRET"])
     return overrides

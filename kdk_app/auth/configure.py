@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..core import Application
 from ..core.errors import NotAuthenticated
 from ..core.serialization import dumps
+from ..transports.client_address import DEFAULT_TRUSTED_PROXIES, ClientAddress
 from .passwords import Passwords
 from .permissions import Permissions
 from .realtime import SocketAuth, token_from_header
@@ -69,13 +70,17 @@ def resolve_secret(settings: Mapping[str, Any]) -> str:
     return secrets.token_urlsafe(48)
 
 
-def rest_params_builder(request: Any, params: dict[str, Any]) -> None:
+def rest_params_builder(addresses: ClientAddress) -> Callable[[Any, dict[str, Any]], None]:
     """Every REST call: ``Authorization`` -> ``params["authentication"]`` (parse only, never
-    fails), and the peer address for login throttling."""
-    token = token_from_header(params["headers"].get("authorization"))
-    if token and "authentication" not in params:
-        params["authentication"] = {"strategy": "jwt", "accessToken": token}
-    params["remote_addr"] = request.environ.get("REMOTE_ADDR")
+    fails), and the client address for the throttles (behind trusted proxies too)."""
+
+    def build(request: Any, params: dict[str, Any]) -> None:
+        token = token_from_header(params["headers"].get("authorization"))
+        if token and "authentication" not in params:
+            params["authentication"] = {"strategy": "jwt", "accessToken": token}
+        params["remote_addr"] = addresses.address(request.environ)
+
+    return build
 
 
 def configure_flask_jwt(flask_app: Any, service: AuthenticationService) -> None:
@@ -151,13 +156,14 @@ def configure_authentication(
             anonymous_role=auth_settings.get("anonymous_role", "anonymous"),
             role_field=auth_settings.get("role_field", "role"),
         ),
+        client_address=ClientAddress(settings.get("trusted_proxies") or DEFAULT_TRUSTED_PROXIES),
     )
     kdk.authentication = service  # type: ignore[attr-defined]
     kdk.use(auth_settings.get("path") or "authentication", service, methods=["create", "remove"])
     builders = getattr(kdk, "rest_params_builders", None)
     if builders is None:
         builders = kdk.rest_params_builders = []  # type: ignore[attr-defined]
-    builders.append(rest_params_builder)
+    builders.append(rest_params_builder(service.client_address))
     transport = flask_app.extensions.get("kdk_socketio") if flask_app is not None else None
     channels = getattr(kdk, "channels", None)
     if transport is not None and channels is not None:

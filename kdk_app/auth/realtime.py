@@ -94,7 +94,7 @@ class SocketAuth:
     # --- handshake -----------------------------------------------------------------------
     def handshake(self, connection: dict[str, Any], environ: Mapping[str, Any], auth: Any) -> None:
         """A connect handler: remember the peer address; log in with a handshake token if any."""
-        connection["remote_addr"] = environ.get("REMOTE_ADDR")
+        connection["remote_addr"] = self.auth.client_address.address(environ)
         token = None
         if isinstance(auth, Mapping) and isinstance(auth.get("accessToken"), str):
             token = auth["accessToken"]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import Application, HookContext
 from ..core.errors import BadRequest, NotAuthenticated, NotFound
+from ..transports.client_address import ClientAddress
 from .passwords import Passwords
 from .permissions import Permissions
 from .throttle import LoginThrottle
@@ -53,8 +54,11 @@ class AuthenticationService:
         passwords: Passwords,
         throttle: LoginThrottle,
         permissions: Permissions,
+        client_address: ClientAddress | None = None,
     ) -> None:
         self.app = app
+        # How REST and socket handshakes find the client's address for the throttles.
+        self.client_address = client_address or ClientAddress()
         self.settings = dict(settings)
         self.tokens = tokens
         self.passwords = passwords
