@@ -11,6 +11,7 @@ from typing import Any
 from ..core import Application
 from ..core.errors import NotAuthenticated
 from ..core.serialization import dumps
+from ..redis_client import shared_dev_secret
 from ..transports.client_address import DEFAULT_TRUSTED_PROXIES, ClientAddress
 from .passwords import Passwords
 from .permissions import Permissions
@@ -23,23 +24,6 @@ logger = logging.getLogger(__name__)
 
 MIN_SECRET_LENGTH = 32
 DEV_SECRET_KEY = "kdk:auth:dev-secret"
-
-
-def _shared_dev_secret(redis_url: str) -> str | None:
-    """One generated secret for every process of a development deployment sharing Redis."""
-    try:
-        import redis
-
-        client = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
-        try:
-            client.set(DEV_SECRET_KEY, secrets.token_urlsafe(48), nx=True)
-            value = client.get(DEV_SECRET_KEY)
-        finally:
-            client.close()
-        return value.decode() if value else None
-    except Exception as exc:
-        logger.warning("could not share a development JWT secret through Redis: %s", exc)
-        return None
 
 
 def resolve_secret(settings: Mapping[str, Any]) -> str:
@@ -55,7 +39,7 @@ def resolve_secret(settings: Mapping[str, Any]) -> str:
     if env == "production":
         raise RuntimeError("No JWT secret: set JWT_SECRET (authentication.secret) to run in production")
     redis_url = (settings.get("redis") or {}).get("url")
-    shared = _shared_dev_secret(redis_url) if redis_url else None
+    shared = shared_dev_secret(redis_url, DEV_SECRET_KEY) if redis_url else None
     if shared:
         logger.warning(
             "No JWT secret configured (JWT_SECRET): using a generated development secret shared "

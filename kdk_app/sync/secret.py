@@ -7,8 +7,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-import redis
-
+from ..redis_client import shared_dev_secret
 from ..signing import derive_key
 
 logger = logging.getLogger(__name__)
@@ -17,21 +16,6 @@ MIN_SECRET_LENGTH = 32
 DEV_SECRET_KEY = "kdk:sync:dev-secret"
 # Derived keys are bound to the sync bus: the same secret never signs another protocol.
 PURPOSE = b"kdk-sync"
-
-
-def _shared_dev_secret(redis_url: str) -> str | None:
-    """One generated secret for every process of a development deployment sharing Redis."""
-    try:
-        client = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
-        try:
-            client.set(DEV_SECRET_KEY, secrets.token_urlsafe(48), nx=True)
-            value = client.get(DEV_SECRET_KEY)
-        finally:
-            client.close()
-        return value.decode() if value else None
-    except Exception as exc:  # noqa: BLE001 - any failure: fall back to a per-process secret
-        logger.warning("could not share a development sync secret through Redis: %s", exc)
-        return None
 
 
 def _configured(settings: Mapping[str, Any], section: str) -> str | None:
@@ -62,7 +46,7 @@ def resolve_sync_secret(settings: Mapping[str, Any]) -> bytes:
             "or disable it with KDK_SYNC__ENABLED=false"
         )
     redis_url = (settings.get("redis") or {}).get("url")
-    generated = _shared_dev_secret(redis_url) if redis_url else None
+    generated = shared_dev_secret(redis_url, DEV_SECRET_KEY) if redis_url else None
     if generated:
         logger.warning(
             "No sync secret configured (KDK_SYNC__SECRET): using a generated development secret "
