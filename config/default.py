@@ -110,8 +110,16 @@ authentication = {
     "anonymous_role": "anonymous",  # the role of callers without a token, in `permissions`
     "role_field": "role",
     "role_rooms": {"admin": "admins"},  # Socket.IO room joined at login per role (else role:<name>)
-    # Failed local logins per email (and per client address) in a window, then 429.
-    "throttle": {"enabled": True, "max_attempts": 5, "window_seconds": 300, "ip_max_attempts": 100},
+    # Local logins per email (failures per client address) in a window, then 429; and every
+    # registration without a token per client address in its own window.
+    "throttle": {
+        "enabled": True,
+        "max_attempts": 5,
+        "window_seconds": 300,
+        "ip_max_attempts": 100,
+        "register_max_attempts": 20,
+        "register_window_seconds": 3600,
+    },
 }
 _SELF = {"_id": "$user._id"}
 # role -> service -> method (or "*") -> True | condition; "$readonly": fields the role may not write.

@@ -29,3 +29,6 @@ def _record_synced_events(app):
 
 
 configure = [_record_synced_events]
+
+# Test suites register many users from 127.0.0.1; the registration throttle's tests set their own limit.
+authentication = {"throttle": {"register_max_attempts": 100_000}}

@@ -106,14 +106,13 @@ def test_the_throttle_fails_open_to_local_counters_when_redis_is_down(caplog):
     )
     with caplog.at_level(logging.WARNING, logger="kdk_app.auth.throttle"):
         for _ in range(3):
-            throttle.check("a@b.c", "10.0.0.1")
-            throttle.failure("a@b.c", "10.0.0.1")
+            throttle.attempt("a@b.c", "10.0.0.1")
     assert caplog.text.count("Redis unavailable") == 1  # one warning, not one per attempt
     with pytest.raises(TooManyRequests):
-        throttle.check("a@b.c", None)
-    throttle.check("other@b.c", "10.0.0.2")
+        throttle.attempt("a@b.c", None)
+    throttle.attempt("other@b.c", "10.0.0.2")
     throttle.success("a@b.c")
-    throttle.check("a@b.c", None)
+    throttle.attempt("a@b.c", None)
 
 
 def test_passwords_hash_and_verify():

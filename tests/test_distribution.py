@@ -18,10 +18,13 @@ import pytest
 import redis
 import requests
 from clients import Listener, wait_until
+from pymongo import MongoClient
+from test_auth import mint, unique_email
 
 from kdk_app.distributed import Signer
 
 SECRET = "distribution-test-secret"
+JWT_SECRET = "distribution-test-jwt-secret-" + "j" * 40
 HEARTBEAT, TTL = 1.0, 3.0
 
 
@@ -32,6 +35,7 @@ def instance_env(redis_url, key, db, *, exposes, extra=None):
         "KDK_CONFIGURE": "[]",  # the test config's listener needs a local messages service
         "KDK_DISTRIBUTION__KEY": key,
         "KDK_DISTRIBUTION__SECRET": SECRET,
+        "JWT_SECRET": JWT_SECRET,
         "KDK_DISTRIBUTION__HEARTBEAT_INTERVAL": str(HEARTBEAT),
         "KDK_DISTRIBUTION__TTL": str(TTL),
         "KDK_DISTRIBUTION__TIMEOUT": "10",
@@ -59,8 +63,21 @@ def c_env(redis_url, key, db, *, own_channel=True, remote=None):
     return instance_env(redis_url, key, db, exposes=[], extra=extra)
 
 
+def admin_token(server):
+    """A token of an admin in the server's database: /distribution/stats is for admins."""
+    token = getattr(server, "admin_token", None)
+    if token is None:
+        env = server.process.env
+        with MongoClient(env["MONGO_URL"]) as client:
+            users = client[env["KDK_MONGO__DATABASE"]].users
+            admin = {"email": unique_email("stats-admin"), "role": "admin"}
+            token = server.admin_token = mint(str(users.insert_one(admin).inserted_id), secret=JWT_SECRET)
+    return token
+
+
 def stats(server):
-    return requests.get(server.url + "/distribution/stats", timeout=5).json()
+    headers = {"Authorization": f"Bearer {admin_token(server)}"}
+    return requests.get(server.url + "/distribution/stats", headers=headers, timeout=5).json()
 
 
 def mounted(server):

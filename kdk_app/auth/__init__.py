@@ -14,6 +14,7 @@ from .hooks import (
     hash_password,
     protect,
     set_owner,
+    throttle_registration,
     user_hooks,
     validate_role,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "protect",
     "resolve_secret",
     "set_owner",
+    "throttle_registration",
     "token_from_header",
     "user_hooks",
     "user_room",

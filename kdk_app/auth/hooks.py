@@ -6,7 +6,8 @@
 * ``authorize()``: apply the ``permissions`` setting (see ``permissions.py``) to external calls.
 * ``set_owner("owner")``: the owner of a created record is the caller, whatever it sent.
 * ``hash_password("password")``, ``protect("password")``, ``validate_role()``,
-  ``allow_registration()``: the users service's hooks; ``user_hooks()`` bundles them.
+  ``allow_registration()``, ``throttle_registration()``: the users service's hooks;
+  ``user_hooks()`` bundles them.
 
 Hooks find the authentication service as ``context.app.authentication`` (set by
 ``configure_authentication``), so they can be written in configuration files before the app
@@ -241,6 +242,19 @@ def allow_registration() -> Hook:
     return hook
 
 
+def throttle_registration() -> Hook:
+    """Every ``create`` by an external caller without a token counts against its address
+    (``authentication.throttle.register_max_attempts``): 429 over the limit, before any hash."""
+
+    def hook(context: HookContext) -> None:
+        params = context.params
+        if context.method != "create" or not params.get("provider") or params.get("authenticated"):
+            return
+        auth_service(context).throttle.register(params.get("remote_addr"))
+
+    return hook
+
+
 def validate_role() -> Hook:
     """The role field: one of the configured roles; the default role on create when absent."""
 
@@ -264,7 +278,7 @@ def user_hooks(password_field: str = "password") -> dict[str, Any]:
     return {
         "before": {
             "all": [authenticate("jwt", optional=("create",)), allow_registration(), authorize()],
-            "create": [validate_role(), hash_password(password_field)],
+            "create": [throttle_registration(), validate_role(), hash_password(password_field)],
             "update": [validate_role(), hash_password(password_field)],
             "patch": [validate_role(), hash_password(password_field)],
         },

@@ -143,11 +143,11 @@ class AuthenticationService:
         address = params.get("remote_addr")
         # Strings only: an object such as {"$gt": ""} never reaches a query.
         if not isinstance(username, str) or not username.strip() or not isinstance(password, str):
-            self.throttle.check(None, address)
-            self.throttle.failure(None, address)
+            self.throttle.attempt(None, address)
             raise NotAuthenticated(INVALID_LOGIN)
         username = self.normalize(username)
-        self.throttle.check(username, address)
+        # Counted before the hash is verified, so parallel guesses cannot all pass the limit.
+        self.throttle.attempt(username, address)
         user = self._find_user(username)
         stored = user.get(self.password_field) if user is not None else None
         if user is None:
@@ -156,9 +156,8 @@ class AuthenticationService:
         else:
             ok = self.passwords.verify(stored, password) and bool(password)  # same cost either way
         if not ok:
-            self.throttle.failure(username, address)
             raise NotAuthenticated(INVALID_LOGIN)
-        self.throttle.success(username)
+        self.throttle.success(username, address)
         self._rehash_if_needed(user, stored, password)
         return {"authentication": {"strategy": "local"}, self.entity: self.safe_user(user)}
 

@@ -1,12 +1,19 @@
-"""Login throttling: failed local logins are counted per email and per client address.
+"""Login and registration throttling: windowed counters per email and per client address.
 
-Once a key has ``max_attempts`` failures (``ip_max_attempts`` for an address) inside the
-window, every further local login for it is refused with 429 TooManyRequests, even with the
-right password, until the window that started at the first failure ends. A success clears
-the email's counter (not the address's).
+Every local login counts against its email (``max_attempts``) and its client address
+(``ip_max_attempts``) *before* the password is verified, in one atomic step, so parallel
+requests can never all pass a check made before the count. An attempt that takes a counter
+over its limit is refused with 429 TooManyRequests without verifying anything, even with the
+right password, until the window that started at the first attempt ends. A successful login
+clears the email's counter and gives its own count back to the address, so the address limit
+is a limit on failures.
 
-With ``redis.url`` the counters live in Redis (``SET NX EX`` then ``INCR``: the window starts
-at the first failure and survives restarts), so the limit holds across workers and hosts.
+Every registration (an external ``create`` on the users service without a token) counts
+against its address (``register_max_attempts`` per ``register_window_seconds``), successful
+or not: each one costs an Argon2 hash and a 409 would tell whether an email exists.
+
+With ``redis.url`` the counters live in Redis (one MULTI/EXEC: ``SET NX EX`` starts the window,
+``INCR`` counts, ``TTL`` gives the retry delay), so the limits hold across workers and hosts.
 Without Redis they live in this process. When Redis is unreachable the throttle fails open:
 it logs a warning (at most once a minute) and counts in this process until Redis answers
 again, so an outage of Redis never locks users out, it only weakens the limit to one process.
@@ -19,7 +26,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.errors import TooManyRequests
@@ -27,27 +34,24 @@ from ..core.errors import TooManyRequests
 logger = logging.getLogger(__name__)
 
 MESSAGE = "Too many failed login attempts, try again later"
+REGISTER_MESSAGE = "Too many registrations, try again later"
 WARN_EVERY = 60.0
+# Give one count back, never below zero, and only inside a live window (a missing key stays missing).
+REFUND = (
+    "local n = tonumber(redis.call('get', KEYS[1]) or '0') "
+    "if n > 0 then return redis.call('decr', KEYS[1]) end return 0"
+)
 
 
 class LocalCounters:
-    """Failure counters of one process: key -> (count, window end)."""
+    """Windowed counters of one process: key -> (count, window end)."""
 
     def __init__(self) -> None:
         self._counts: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> tuple[int, float]:
-        """The count and the seconds left in its window (0, 0 when none)."""
-        now = time.monotonic()
-        with self._lock:
-            count, ends = self._counts.get(key, (0, 0.0))
-            if ends <= now:
-                self._counts.pop(key, None)
-                return 0, 0.0
-            return count, ends - now
-
-    def incr(self, key: str, window: float) -> int:
+    def hit(self, key: str, window: float) -> tuple[int, float]:
+        """Count one more; the new count and the seconds left in its window (atomic)."""
         now = time.monotonic()
         with self._lock:
             if len(self._counts) > 10_000:  # drop finished windows now and then
@@ -56,31 +60,24 @@ class LocalCounters:
             if ends <= now:
                 count, ends = 0, now + window
             self._counts[key] = (count + 1, ends)
-            return count + 1
+            return count + 1, ends - now
+
+    def refund(self, key: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            count, ends = self._counts.get(key, (0, 0.0))
+            if ends > now and count > 0:
+                self._counts[key] = (count - 1, ends)
 
     def clear(self, key: str) -> None:
         with self._lock:
             self._counts.pop(key, None)
 
 
-class LoginThrottle:
-    """Counts failed logins and refuses attempts over the limit with 429."""
+class Counters:
+    """Windowed counters in Redis when configured (shared), else (and during an outage) local."""
 
-    def __init__(
-        self,
-        *,
-        max_attempts: int = 5,
-        window_seconds: float = 300,
-        ip_max_attempts: int = 100,
-        redis_url: str | None = None,
-        prefix: str = "kdk:auth:throttle:",
-        enabled: bool = True,
-    ) -> None:
-        self.enabled = enabled
-        self.max_attempts = int(max_attempts)
-        self.ip_max_attempts = int(ip_max_attempts)
-        self.window = max(1, int(window_seconds))
-        self.prefix = prefix
+    def __init__(self, redis_url: str | None = None) -> None:
         self.local = LocalCounters()
         self.redis: Any = None
         self._last_warning = 0.0
@@ -89,90 +86,47 @@ class LoginThrottle:
 
             self.redis = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any] | None, redis_url: str | None) -> LoginThrottle:
-        settings = dict(settings or {})
-        return cls(
-            max_attempts=settings.get("max_attempts", 5),
-            window_seconds=settings.get("window_seconds", 300),
-            ip_max_attempts=settings.get("ip_max_attempts", 100),
-            redis_url=redis_url,
-            prefix=settings.get("prefix", "kdk:auth:throttle:"),
-            enabled=settings.get("enabled", True),
-        )
-
-    # --- keys ----------------------------------------------------------------------------
-    def keys(self, email: str | None, address: str | None) -> list[tuple[str, int]]:
-        """(counter key, limit) pairs; emails are hashed, so Redis never holds them in clear."""
-        keys = []
-        if email and self.max_attempts > 0:
-            digest = hashlib.sha256(email.encode("utf-8")).hexdigest()[:32]
-            keys.append((f"{self.prefix}email:{digest}", self.max_attempts))
-        if address and self.ip_max_attempts > 0:
-            keys.append((f"{self.prefix}ip:{address}", self.ip_max_attempts))
-        return keys
-
-    # --- the three operations ------------------------------------------------------------
-    def check(self, email: str | None, address: str | None) -> None:
-        """Raise 429 when any counter of this attempt is at its limit."""
-        if not self.enabled:
-            return
-        for key, limit in self.keys(email, address):
-            count, ttl = self._get(key)
-            if count >= limit:
-                retry = max(1, math.ceil(ttl)) if ttl > 0 else self.window
-                raise TooManyRequests(MESSAGE, {"retryAfter": retry})
-
-    def failure(self, email: str | None, address: str | None) -> None:
-        if self.enabled:
-            for key, _ in self.keys(email, address):
-                self._incr(key)
-
-    def success(self, email: str | None) -> None:
-        if self.enabled:
-            for key, _ in self.keys(email, None):
-                self._clear(key)
-
-    # --- storage -------------------------------------------------------------------------
     def _fail_open(self, exc: Exception) -> None:
         now = time.monotonic()
         if now - self._last_warning >= WARN_EVERY:
             self._last_warning = now
-            logger.warning(
-                "login throttle: Redis unavailable (%s); counting failed logins in this process only",
-                exc,
-            )
+            logger.warning("throttle: Redis unavailable (%s); counting in this process only", exc)
 
-    def _get(self, key: str) -> tuple[int, float]:
-        if self.redis is not None:
-            try:
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.get(key)
-                pipe.ttl(key)
-                raw, ttl = pipe.execute()
-                return int(raw or 0), float(ttl if ttl and ttl > 0 else 0)
-            except Exception as exc:  # redis errors, timeouts: fail open
-                self._fail_open(exc)
-        return self.local.get(key)
-
-    def _incr(self, key: str) -> int:
+    def hit(self, keys: Sequence[str], window: int) -> list[tuple[int, float]]:
+        """Count one more on every key in one round trip: (count, seconds left) per key."""
         if self.redis is not None:
             try:
                 pipe = self.redis.pipeline(transaction=True)
-                pipe.set(key, 0, ex=self.window, nx=True)  # the window starts at the first failure
-                pipe.incr(key)  # INCR keeps the TTL
-                return int(pipe.execute()[1])
-            except Exception as exc:
+                for key in keys:
+                    pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first attempt
+                    pipe.incr(key)  # INCR keeps the TTL
+                    pipe.ttl(key)
+                replies = pipe.execute()
+                return [
+                    (int(replies[i + 1]), float(max(0, replies[i + 2]))) for i in range(0, len(replies), 3)
+                ]
+            except Exception as exc:  # redis errors, timeouts: fail open
                 self._fail_open(exc)
-        return self.local.incr(key, self.window)
+        return [self.local.hit(key, window) for key in keys]
 
-    def _clear(self, key: str) -> None:
+    def settle(self, *, clear: Sequence[str] = (), refund: Sequence[str] = ()) -> None:
+        """Delete ``clear`` and give one count back to ``refund`` (one round trip)."""
+        if not clear and not refund:
+            return
         if self.redis is not None:
             try:
-                self.redis.delete(key)
+                pipe = self.redis.pipeline(transaction=True)
+                for key in clear:
+                    pipe.delete(key)
+                for key in refund:
+                    pipe.eval(REFUND, 1, key)
+                pipe.execute()
             except Exception as exc:
                 self._fail_open(exc)
-        self.local.clear(key)
+        for key in clear:
+            self.local.clear(key)
+        for key in refund:
+            self.local.refund(key)
 
     def close(self) -> None:
         if self.redis is not None:
@@ -180,3 +134,93 @@ class LoginThrottle:
                 self.redis.close()
             except Exception:
                 pass
+
+
+def _refuse(results: Sequence[tuple[int, float]], limits: Sequence[int], window: int, message: str) -> None:
+    over = [ttl for (count, ttl), limit in zip(results, limits, strict=True) if count > limit]
+    if over:
+        retry = max(1, math.ceil(max(over))) if max(over) > 0 else window
+        raise TooManyRequests(message, {"retryAfter": retry})
+
+
+class LoginThrottle:
+    """Counts local logins and registrations and refuses those over a limit with 429."""
+
+    def __init__(
+        self,
+        *,
+        max_attempts: int = 5,
+        window_seconds: float = 300,
+        ip_max_attempts: int = 100,
+        register_max_attempts: int = 20,
+        register_window_seconds: float = 3600,
+        redis_url: str | None = None,
+        prefix: str = "kdk:auth:throttle:",
+        enabled: bool = True,
+    ) -> None:
+        self.enabled = enabled
+        self.max_attempts = int(max_attempts)
+        self.ip_max_attempts = int(ip_max_attempts)
+        self.window = max(1, int(window_seconds))
+        self.register_max_attempts = int(register_max_attempts)
+        self.register_window = max(1, int(register_window_seconds))
+        self.prefix = prefix
+        self.counters = Counters(redis_url)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | None, redis_url: str | None) -> LoginThrottle:
+        settings = dict(settings or {})
+        return cls(
+            max_attempts=settings.get("max_attempts", 5),
+            window_seconds=settings.get("window_seconds", 300),
+            ip_max_attempts=settings.get("ip_max_attempts", 100),
+            register_max_attempts=settings.get("register_max_attempts", 20),
+            register_window_seconds=settings.get("register_window_seconds", 3600),
+            redis_url=redis_url,
+            prefix=settings.get("prefix", "kdk:auth:throttle:"),
+            enabled=settings.get("enabled", True),
+        )
+
+    # --- keys ----------------------------------------------------------------------------
+    def email_key(self, email: str) -> str:
+        # Hashed, so Redis never holds emails in clear.
+        return f"{self.prefix}email:{hashlib.sha256(email.encode('utf-8')).hexdigest()[:32]}"
+
+    def keys(self, email: str | None, address: str | None) -> list[tuple[str, int]]:
+        """The (counter key, limit) pairs of a login attempt."""
+        keys = []
+        if email and self.max_attempts > 0:
+            keys.append((self.email_key(email), self.max_attempts))
+        if address and self.ip_max_attempts > 0:
+            keys.append((f"{self.prefix}ip:{address}", self.ip_max_attempts))
+        return keys
+
+    # --- logins --------------------------------------------------------------------------
+    def attempt(self, email: str | None, address: str | None) -> None:
+        """Count a login attempt; 429 when it takes any of its counters over the limit."""
+        if not self.enabled:
+            return
+        pairs = self.keys(email, address)
+        if not pairs:
+            return
+        results = self.counters.hit([key for key, _ in pairs], self.window)
+        _refuse(results, [limit for _, limit in pairs], self.window, MESSAGE)
+
+    def success(self, email: str | None, address: str | None = None) -> None:
+        """A verified login: clear the email's counter, give the address its count back."""
+        if not self.enabled:
+            return
+        clear = [key for key, _ in self.keys(email, None)]
+        refund = [key for key, _ in self.keys(None, address)]
+        self.counters.settle(clear=clear, refund=refund)
+
+    # --- registrations -------------------------------------------------------------------
+    def register(self, address: str | None) -> None:
+        """Count a registration from ``address``; 429 over ``register_max_attempts``."""
+        if not self.enabled or not address or self.register_max_attempts <= 0:
+            return
+        results = self.counters.hit([f"{self.prefix}register:{address}"], self.register_window)
+        _refuse(results, [self.register_max_attempts], self.register_window, REGISTER_MESSAGE)
+
+    def close(self) -> None:
+        self.counters.close()

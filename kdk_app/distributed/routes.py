@@ -1,11 +1,13 @@
-"""HTTP endpoints: ``GET /distribution/healthcheck/<key>`` and ``GET /distribution/stats``."""
+"""HTTP endpoints: ``GET /distribution/healthcheck/<key>`` and ``GET /distribution/stats``
+(the latter for admins only when the app has authentication)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
+from ..auth.admin import require_admin
 from ..core import errors
 from ..core.serialization import dumps
 from .health import check
@@ -24,6 +26,11 @@ def register_routes(flask_app: Flask, distribution: Distribution) -> None:
         return _json(report, 200 if report["healthy"] else 503)
 
     def stats() -> Response:
+        # Instance ids and counters are for operators: an admin token (open without authentication).
+        try:
+            require_admin(distribution.app, request.headers.get("Authorization"))
+        except errors.FeathersError as error:
+            return _json(error.to_json(), error.code)
         return _json(distribution.describe())
 
     flask_app.add_url_rule(
