@@ -65,6 +65,8 @@ socketio = {
     "enabled": True,
     "path": "/socket.io",
     "channel": "kdk-socketio",  # Redis pub/sub channel of the Socket.IO message queue
+    # bytes of one packet the server sends: a larger ack answers 413, a larger event is dropped
+    "max_answer_size": 16 * 1024 * 1024,
 }
 # Cross-instance event sync for server-side listeners (Redis Streams); needs redis.url.
 sync = {

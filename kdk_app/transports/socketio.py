@@ -19,6 +19,8 @@ from socketio.exceptions import ConnectionRefusedError
 from ..channels import Channels
 from ..core import METHOD_ARGUMENTS, Application, errors
 from ..core.serialization import FeathersJSON
+from . import websocket_writes
+from .answer_size import DEFAULT_MAX_ANSWER_SIZE, bounded_packet_class
 from .packets import MALFORMED, MALFORMED_AUTH, FeathersPacket
 from .redis_queue import ResilientRedisManager
 from .rooms import LocalManager
@@ -61,6 +63,7 @@ class SocketTransport:
         redis_url = (kdk.get("redis") or {}).get("url")
         channel = settings.get("channel", "kdk-socketio")
         queue = ResilientRedisManager(redis_url, channel) if redis_url else LocalManager()
+        websocket_writes.apply()  # simple-websocket may cut large frames short under gevent
         self.socketio = SocketIO(
             flask_app,
             async_mode=settings.get("async_mode", "gevent"),
@@ -70,7 +73,9 @@ class SocketTransport:
             cors_credentials=bool(settings.get("cors_credentials", False)),
             client_manager=queue,
             json=FeathersJSON,
-            serializer=FeathersPacket,
+            serializer=bounded_packet_class(
+                FeathersPacket, settings.get("max_answer_size", DEFAULT_MAX_ANSWER_SIZE)
+            ),
             ping_interval=settings.get("ping_interval", 25),
             ping_timeout=settings.get("ping_timeout", 20),
             max_http_buffer_size=int(settings.get("max_http_buffer_size", 1_000_000)),
