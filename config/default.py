@@ -19,9 +19,20 @@ mongo = {
     "url": None,  # MONGO_URL / DB_URL; None: `kdk serve` starts an embedded SecantusDB
     "database": None,  # None: the database named in the URL, else "kdk"
     "embedded_path": "./var/db",  # where the embedded SecantusDB keeps its data
-    "server_selection_timeout_ms": 2000,  # how long a call waits for MongoDB before 503
+    # The bound of one service call on MongoDB (pymongo's timeoutMS): finding the server,
+    # waiting for a pooled connection, connecting and every read. A down or hung MongoDB
+    # answers 503 within it, requests queued behind it too.
+    "timeout_ms": 1000,
+    # How long a call looks for a server while all are known to be down; None: timeout_ms - 500
+    # (pymongo polls in 500 ms steps), never more than timeout_ms.
+    "server_selection_timeout_ms": None,
+    "max_pool_size": 100,  # connections per process; more requests wait (within timeout_ms)
 }
-redis = {"url": None}  # REDIS_URL
+redis = {
+    "url": None,  # REDIS_URL
+    "socket_timeout_ms": 250,  # bound of one Redis round trip on the request path
+    "connect_timeout_ms": 250,  # bound of opening a Redis connection
+}
 healthcheck = {"timeout_ms": 1000}
 testing = {"client_options": False}  # the adapter-test shim of PROTOCOL §8.3; never in production
 

@@ -16,11 +16,11 @@ from .auth import configure_authentication
 from .channels import Channels
 from .config import deep_merge, load_config
 from .core import Application
-from .database import MongoProvider
+from .database import DEFAULT_MAX_POOL_SIZE, DEFAULT_TIMEOUT_MS, MongoProvider
 from .distributed import configure_distribution
 from .gateway import configure_gateway
 from .health import register_healthcheck
-from .redis_client import redis_answers
+from .redis_client import RedisTimeouts, redis_answers
 from .services.factory import build_services
 from .sync import configure_sync
 from .testing import client_options_hook
@@ -48,7 +48,8 @@ def configure_realtime(flask_app: Flask, kdk: Application, settings: Mapping[str
         transport = SocketTransport(flask_app, kdk, channels, socket_settings)
         flask_app.extensions["kdk_socketio"] = transport
     elif redis_url:
-        channels.emit = redis_emitter(redis_url, socket_settings.get("channel", "kdk-socketio"))
+        channel = socket_settings.get("channel", "kdk-socketio")
+        channels.emit = redis_emitter(redis_url, channel, RedisTimeouts.from_settings(settings))
     for configure in settings.get("channels") or ():
         configure(kdk, channels)
 
@@ -64,7 +65,9 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     mongo = MongoProvider(
         mongo_settings.get("url"),
         database=mongo_settings.get("database"),
-        timeout_ms=int(mongo_settings.get("server_selection_timeout_ms", 2000)),
+        timeout_ms=int(mongo_settings.get("timeout_ms") or DEFAULT_TIMEOUT_MS),
+        server_selection_timeout_ms=int(mongo_settings.get("server_selection_timeout_ms") or 0) or None,
+        max_pool_size=int(mongo_settings.get("max_pool_size") or DEFAULT_MAX_POOL_SIZE),
     )
     kdk.set("mongodb", mongo.database)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Any
 
 import pymongo
 from pymongo import MongoClient
@@ -15,19 +16,73 @@ from pymongo.uri_parser import parse_uri
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "mongodb://127.0.0.1:27017/kdk"
+DEFAULT_TIMEOUT_MS = 1000
+DEFAULT_MAX_POOL_SIZE = 100  # pymongo's own default, per process
+SELECTION_POLL_MS = 500  # pymongo's server selection loop step (MIN_HEARTBEAT_INTERVAL)
+
+
+def call_timeout(client: MongoClient) -> float | None:
+    """Seconds one service call on ``client`` may take: its timeoutMS, cut to its
+    serverSelectionTimeoutMS while every server's last check failed.
+
+    Under timeoutMS pymongo ignores serverSelectionTimeoutMS and waits for a server in 500 ms
+    steps, so a call on a stopped MongoDB would overshoot the bound by up to that much.
+    """
+    timeout = client.options.timeout
+    if timeout is None:
+        return None
+    servers = client.topology_description.server_descriptions().values()
+    if servers and all(server.error is not None for server in servers):
+        return min(timeout, client.options.server_selection_timeout)
+    return timeout
 
 
 class MongoProvider:
     """Hands out the Database of this process; a forked child gets a client of its own."""
 
-    def __init__(self, url: str | None, *, database: str | None = None, timeout_ms: int = 2000) -> None:
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        database: str | None = None,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        server_selection_timeout_ms: int | None = None,
+        max_pool_size: int = DEFAULT_MAX_POOL_SIZE,
+    ) -> None:
+        """``timeout_ms`` bounds every operation (pymongo's ``timeoutMS``); a smaller
+        ``server_selection_timeout_ms`` gives up sooner on a server that is not there at all."""
+        for name, value in (("timeout_ms", timeout_ms), ("max_pool_size", max_pool_size)):
+            if value <= 0:
+                raise ValueError(f"mongo.{name} must be a positive number, not {value!r}")
         self.url = url or DEFAULT_URL
         self.database_name = database or parse_uri(self.url).get("database") or "kdk"
         self.timeout_ms = timeout_ms
+        # pymongo re-checks for a server in 500 ms steps and may overshoot by as much, so by
+        # default a call on a server known to be down gives up early enough to fit the bound.
+        selection_ms = server_selection_timeout_ms or max(timeout_ms - SELECTION_POLL_MS, timeout_ms // 2)
+        self.server_selection_timeout_ms = min(selection_ms, timeout_ms)
+        self.max_pool_size = max_pool_size
         self._client: MongoClient | None = None
         self._database: Database | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+
+    def client_options(self) -> dict[str, Any]:
+        """The MongoClient keywords: every wait on a down or hung server is bounded.
+
+        ``timeoutMS`` (client-side operation timeout) covers server selection, the pool's wait
+        queue, connecting and every socket read, so requests queued behind a hung server get
+        their 503 within the same bound. The legacy timeouts are set too, for the connections
+        pymongo opens outside an operation (the monitors' heartbeats use connectTimeoutMS).
+        """
+        return {
+            "timeoutMS": self.timeout_ms,
+            "serverSelectionTimeoutMS": self.server_selection_timeout_ms,
+            "connectTimeoutMS": self.timeout_ms,
+            "socketTimeoutMS": self.timeout_ms,
+            "waitQueueTimeoutMS": self.timeout_ms,
+            "maxPoolSize": self.max_pool_size,
+        }
 
     @property
     def client(self) -> MongoClient:
@@ -36,8 +91,7 @@ class MongoProvider:
                 if self._client is None or self._pid != os.getpid():
                     self._client = MongoClient(
                         self.url,
-                        serverSelectionTimeoutMS=self.timeout_ms,
-                        connectTimeoutMS=self.timeout_ms,
+                        **self.client_options(),
                         tz_aware=False,
                         connect=False,
                     )

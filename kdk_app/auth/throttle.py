@@ -84,7 +84,11 @@ class Counters:
         if redis_url:
             import redis
 
-            self.redis = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            from ..redis_client import RedisTimeouts, fail_fast_options
+
+            # On the login path: a hung Redis costs one bounded round trip, then fails open.
+            bound = RedisTimeouts()
+            self.redis = redis.Redis.from_url(redis_url, **fail_fast_options(bound.socket, bound.connect))
 
     def _fail_open(self, exc: Exception) -> None:
         now = time.monotonic()

@@ -17,6 +17,7 @@ import redis
 
 from ..background import BackgroundThread
 from ..core import Application, Service
+from ..redis_client import fail_fast_options
 from .caller import Caller
 from .delivery import Delivery
 from .envelope import Message, NonceCache, Refused, Signer
@@ -52,7 +53,7 @@ class Distribution:
         self.signer = Signer(settings.secret, settings.key, settings.max_skew)
         self.stats = DistributionStats()
         self.delivery = Delivery()
-        self.client = self.connect(2.0)
+        self.client = self.request_client()
         self.liveness = Liveness(self.client)
         self.registry = Registry(self.client, self.names, self.signer, self.stats, settings.ttl)
         self._nonces = NonceCache(settings.max_skew * 2)
@@ -135,7 +136,15 @@ class Distribution:
     def connect(self, timeout: float) -> redis.Redis:
         """A client of its own for a blocking loop; bounded timeouts, our loops do the retrying."""
         return redis.Redis.from_url(
-            self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=2.0, socket_keepalive=True
+            self.settings.redis_url, socket_keepalive=True, **fail_fast_options(timeout, 2.0)
+        )
+
+    def request_client(self) -> redis.Redis:
+        """The client of calls, on the request path: a hung Redis costs a call one bounded round
+        trip (then 503), never redis-py's retries."""
+        bound = self.settings.redis_timeouts
+        return redis.Redis.from_url(
+            self.settings.redis_url, socket_keepalive=True, **fail_fast_options(bound.socket, bound.connect)
         )
 
     # --- what this instance offers -------------------------------------------------------

@@ -6,10 +6,11 @@ import fnmatch
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.application import normalize_path
+from ..redis_client import RedisTimeouts
 
 # Which paths to expose or consume: "*" / True (all), None / False / [] (none), a glob, a list of
 # paths or globs, or a callable ``(path) -> bool``.
@@ -108,6 +109,8 @@ class DistributionSettings:
     prefix: str
     outbox_size: int
     socketio_channel: str
+    # Bound of one Redis round trip of a call (`redis.socket_timeout_ms` / `connect_timeout_ms`).
+    redis_timeouts: RedisTimeouts = field(default_factory=RedisTimeouts)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> DistributionSettings | None:
@@ -149,4 +152,5 @@ class DistributionSettings:
             prefix=str(options["prefix"]),
             outbox_size=int(_positive("outbox_size", options["outbox_size"])),
             socketio_channel=channel,
+            redis_timeouts=RedisTimeouts.from_settings(settings),
         )

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import pymongo
 from bson import ObjectId
 from bson.errors import BSONError
 from pymongo import IndexModel, ReturnDocument
@@ -20,12 +21,15 @@ from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
     DuplicateKeyError,
+    ExecutionTimeout,
     OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
+    WTimeoutError,
 )
 
 from ..core.errors import BadRequest, Conflict, FeathersError, GeneralError, Unavailable
+from ..database import call_timeout
 from .adapter import AdapterService
 from .query import Query
 
@@ -68,18 +72,35 @@ def _conflict(details: Mapping[str, Any]) -> Conflict:
 
 
 @contextlib.contextmanager
-def database_errors() -> Iterator[None]:
-    """Translate pymongo failures into Feathers errors."""
+def database_errors(timeout: float | None = None) -> Iterator[None]:
+    """Translate pymongo failures into Feathers errors.
+
+    ``timeout`` (seconds) is one deadline for every operation inside, so a call of several
+    operations is bounded as a whole; a timeout, whatever pymongo calls it, is a 503.
+    """
     try:
-        yield
+        with pymongo.timeout(timeout) if timeout is not None else contextlib.nullcontext():
+            yield
     except FeathersError:
         raise
     except DuplicateKeyError as exc:
         raise _conflict(exc.details or {}) from None
-    except (ServerSelectionTimeoutError, ConnectionFailure) as exc:
+    except (ServerSelectionTimeoutError, ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:
         logger.warning("MongoDB unavailable: %s", exc)
         raise Unavailable("Database unavailable") from None
-    except BulkWriteError as exc:  # insert_many: judge by the first failed write
+    except PyMongoError as exc:
+        if not exc.timeout:  # timeouts come in other classes too: a bulk write, code 262 …
+            _raise_for_failure(exc)
+        logger.warning("MongoDB timed out: %s", exc)
+        raise Unavailable("Database unavailable") from None
+    except (BSONError, OverflowError, UnicodeEncodeError):
+        # pymongo could not encode the input (a number beyond 64 bits, a lone surrogate …).
+        raise BadRequest("Invalid data: cannot be stored") from None
+
+
+def _raise_for_failure(exc: PyMongoError) -> None:
+    """Raise the Feathers error for a pymongo failure that is not an outage."""
+    if isinstance(exc, BulkWriteError):  # insert_many: judge by the first failed write
         first = ((exc.details or {}).get("writeErrors") or [{}])[0]
         if first.get("code") == 11000:
             raise _conflict(first) from None
@@ -87,17 +108,13 @@ def database_errors() -> Iterator[None]:
             raise BadRequest("Invalid data: refused by the database") from None
         logger.warning("MongoDB refused a bulk write: %s", exc)
         raise GeneralError("Database error") from None
-    except OperationFailure as exc:
+    if isinstance(exc, OperationFailure):
         logger.warning("MongoDB refused an operation: %s", exc)
         if exc.code in INPUT_ERROR_CODES:
             raise BadRequest("Invalid data or query: refused by the database") from None
         raise GeneralError("Database error") from None
-    except (BSONError, OverflowError, UnicodeEncodeError):
-        # pymongo could not encode the input (a number beyond 64 bits, a lone surrogate …).
-        raise BadRequest("Invalid data: cannot be stored") from None
-    except PyMongoError:
-        logger.exception("MongoDB error")
-        raise GeneralError("Database error") from None
+    logger.error("MongoDB error", exc_info=exc)
+    raise GeneralError("Database error") from None
 
 
 class MongoService(AdapterService):
@@ -142,6 +159,10 @@ class MongoService(AdapterService):
             cached = self._collection = (database, database[self.collection_name])
         return cached[1]
 
+    def bounded_call(self) -> contextlib.AbstractContextManager[None]:
+        """``database_errors`` with one deadline for the whole call (see ``call_timeout``)."""
+        return database_errors(call_timeout(self.collection.database.client))
+
     def ensure_indexes(self) -> None:
         """Create declared indexes; if MongoDB is down now, try again on the next call."""
         if self._indexes_ready:
@@ -149,7 +170,9 @@ class MongoService(AdapterService):
         try:
             self.collection.create_indexes(self.indexes)
             self._indexes_ready = True
-        except (ServerSelectionTimeoutError, ConnectionFailure) as exc:
+        except PyMongoError as exc:
+            if not isinstance(exc, ConnectionFailure) and not exc.timeout:
+                raise
             logger.warning("indexes of '%s' not created yet: %s", self.collection_name, exc)
 
     # --- ids and queries -----------------------------------------------------------------
@@ -184,7 +207,7 @@ class MongoService(AdapterService):
         paginate = self.paginate_options(params)
         query = self.parse_query(params)
         paged = isinstance(paginate, Mapping)
-        with database_errors():
+        with self.bounded_call():
             self.ensure_indexes()
             collection = self.collection
             total = None
@@ -205,7 +228,7 @@ class MongoService(AdapterService):
 
     def _get(self, id: Any, params: dict[str, Any]) -> Any:
         query = self.parse_query(params, paginated=False)
-        with database_errors():
+        with self.bounded_call():
             record = self.collection.find_one(self._by_id(id, query), self._projection(query))
         if record is None:
             raise self.not_found(id)
@@ -219,7 +242,7 @@ class MongoService(AdapterService):
                 item["_id"] = to_object_id(item["_id"]) if "_id" in item else ObjectId()
             elif item.get(self.id) is None:
                 item[self.id] = str(ObjectId())
-        with database_errors():
+        with self.bounded_call():
             self.ensure_indexes()
             if len(items) == 1:
                 self.collection.insert_one(items[0])
@@ -236,7 +259,7 @@ class MongoService(AdapterService):
         replacement = {k: v for k, v in dict(data).items() if k not in ("_id", self.id)}
         if self.id != "_id":
             replacement[self.id] = id
-        with database_errors():
+        with self.bounded_call():
             record = self.collection.find_one_and_replace(
                 self._by_id(id, query),
                 replacement,
@@ -250,7 +273,7 @@ class MongoService(AdapterService):
     def _patch(self, id: Any, data: Any, params: dict[str, Any]) -> Any:
         query = self.parse_query(params, paginated=False)
         changes = {k: v for k, v in dict(data).items() if k not in ("_id", self.id)}
-        with database_errors():
+        with self.bounded_call():
             collection = self.collection
             if id is not None:
                 where = self._by_id(id, query)
@@ -276,7 +299,7 @@ class MongoService(AdapterService):
 
     def _remove(self, id: Any, params: dict[str, Any]) -> Any:
         query = self.parse_query(params, paginated=False)
-        with database_errors():
+        with self.bounded_call():
             collection = self.collection
             if id is not None:
                 record = collection.find_one_and_delete(

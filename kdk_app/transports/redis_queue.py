@@ -1,9 +1,16 @@
-"""The Socket.IO message queue on Redis, tuned to survive Redis outages.
+"""The Socket.IO message queue on Redis, tuned to survive Redis outages, stopped or hung.
 
 python-socketio's RedisManager already delivers an emit to this process's own clients before
-publishing it, so local clients keep receiving events while Redis is down. This subclass adds
-bounded connection timeouts (a dead Redis must not stall an emit) and reconnects the
-subscriber within seconds instead of backing off to a minute.
+publishing it, so local clients keep receiving events while Redis is down. This subclass:
+
+- bounds a publish (it runs on the request path) by ``redis.socket_timeout_ms``, one attempt
+  and no redis-py retries; a failed publish is logged and dropped, never raised, and further
+  publishes are skipped for a short cool-down so a hung Redis costs one request the bound, not
+  every request;
+- listens on a client and pubsub of its own that publishing never touches. python-socketio's
+  publish reconnects by replacing ``self.pubsub`` with an unsubscribed one, on which
+  ``listen()`` returns at once: a listener sharing it spins at 100 % CPU;
+- pings while idle so a hung Redis is noticed, and always sleeps between reconnect attempts.
 """
 
 from __future__ import annotations
@@ -12,48 +19,148 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlparse
 
 from socketio import RedisManager
+from socketio.redis_manager import parse_redis_sentinel_url
 
 from ..core.serialization import FeathersJSON
+from ..redis_client import RedisTimeouts, fail_fast_options
 from .rooms import IndexedRooms
 
 logger = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)  # then every 2 s until Redis is back
+PUBLISH_COOLDOWN = 1.0  # s without publish attempts after one failed
+POLL = 1.0  # s, longest wait for one message before the listener looks around
+PING_AFTER = 2.0  # s of silence before the listener pings
+DEAD_AFTER = 5.0  # s of silence (pings unanswered) after which the connection is dropped
+LISTEN_READ_TIMEOUT = 5.0  # s, bound of one read on the listening connection
+PING_MESSAGE = "kdk-queue-ping"
 
 
 class ResilientRedisManager(IndexedRooms, RedisManager):
-    def __init__(self, url: str, channel: str, **kwargs: Any) -> None:
-        options = {"socket_connect_timeout": 1.0, "socket_keepalive": True, "health_check_interval": 5}
+    def __init__(
+        self, url: str, channel: str, *, timeouts: RedisTimeouts | None = None, **kwargs: Any
+    ) -> None:
+        self.timeouts = timeouts or RedisTimeouts()
+        # No CLIENT SETINFO on connect: one round trip less that a hung Redis would make wait.
+        options = {
+            **fail_fast_options(self.timeouts.socket, self.timeouts.connect),
+            "socket_keepalive": True,
+            "lib_name": None,
+            "lib_version": None,
+        }
         options.update(kwargs.pop("redis_options", None) or {})
         super().__init__(url, channel=channel, redis_options=options, **kwargs)
-        self.subscribed = False
+        self._publish_paused_until = 0.0
+        self.dropped_publishes = 0
+
+    # --- clients ---------------------------------------------------------------------------
+    def _client(self, options: dict[str, Any]) -> Any:
+        """A new client for ``self.redis_url`` (Sentinel URLs too), as python-socketio builds it."""
+        module = self._get_redis_module()
+        if urlparse(self.redis_url).scheme in {"redis+sentinel", "valkey+sentinel"}:
+            sentinels, service_name, connection_kwargs = parse_redis_sentinel_url(self.redis_url)
+            sentinel = module.sentinel.Sentinel(sentinels, **{**options, **connection_kwargs})
+            return sentinel.master_for(service_name or self.channel)
+        return module.Redis.from_url(self.redis_url, **options)
+
+    def _redis_connect(self) -> None:
+        # Publishing side only: the listener keeps its own client and pubsub.
+        if self.redis is not None:
+            self.redis.close()
+        self.redis = self._client(dict(self.redis_options))
+        self.connected = True
+
+    # --- publishing (request path) -----------------------------------------------------------
+    def _publish(self, data: Any) -> Any:
+        now = time.monotonic()
+        if now < self._publish_paused_until:
+            self.dropped_publishes += 1
+            return None
+        try:
+            if not self.connected:
+                self._redis_connect()
+            return self.redis.publish(self.channel, self.json.dumps(data))
+        except Exception as exc:  # noqa: BLE001 - local delivery is done; never fail the request
+            self.connected = False
+            self.dropped_publishes += 1
+            self._publish_paused_until = time.monotonic() + PUBLISH_COOLDOWN
+            logger.warning(
+                "Socket.IO message queue could not publish to Redis (skipping for %gs): %s",
+                PUBLISH_COOLDOWN,
+                exc,
+            )
+            return None
+
+    # --- listening (background task) ---------------------------------------------------------
+    def _subscribe(self) -> Any:
+        options = {**self.redis_options, "socket_timeout": LISTEN_READ_TIMEOUT}
+        client = self._client(options)
+        pubsub = client.pubsub()
+        pubsub.subscribe(self.channel)
+        self.pubsub = pubsub  # for code that looks; nothing in this class reads it back
+        return pubsub
 
     def _redis_listen_with_retries(self) -> Iterator[Any]:
         attempt = 0
+        pubsub = None
         while True:
             try:
-                if not self.subscribed:
-                    self._redis_connect()
-                    self.pubsub.subscribe(self.channel)
-                    self.subscribed = True
+                if pubsub is None:
+                    pubsub = self._subscribe()
                     if attempt:
                         logger.info("Socket.IO message queue reconnected to Redis")
                     attempt = 0
-                yield from self.pubsub.listen()
+                yield from self._messages(pubsub)
             except Exception as exc:  # any failure: drop the connection and try again soon
-                if self.subscribed or attempt == 0:
+                if attempt == 0:
                     logger.warning("Socket.IO message queue lost Redis: %s", exc)
-                self.subscribed = False
-                self.connected = False
-                time.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
                 attempt += 1
+            if pubsub is not None:
+                _close(pubsub)
+                pubsub = None
+            # Always wait before trying again, whatever ended the loop above.
+            time.sleep(RECONNECT_DELAYS[min(max(attempt - 1, 0), len(RECONNECT_DELAYS) - 1)])
+
+    def _messages(self, pubsub: Any) -> Iterator[Any]:
+        """Messages of one connection; returns when it is no longer subscribed, raises when dead."""
+        last_heard = time.monotonic()
+        last_ping = 0.0
+        while pubsub.subscribed:
+            message = pubsub.get_message(timeout=POLL)
+            now = time.monotonic()
+            if message is not None:
+                last_heard = now
+                yield message
+            elif now - last_heard >= DEAD_AFTER:
+                raise TimeoutError(f"no answer from Redis for {DEAD_AFTER:g}s")
+            elif now - last_heard >= PING_AFTER and now - last_ping >= PING_AFTER:
+                last_ping = now
+                pubsub.ping(PING_MESSAGE)
+            time.sleep(0)  # yield to other greenlets even when messages keep coming
+        logger.warning("Socket.IO message queue found its Redis subscription gone")
+
+    def _listen(self) -> Iterator[Any]:
+        channel = self.channel.encode("utf-8")
+        for message in self._redis_listen_with_retries():
+            if message.get("channel") == channel and message.get("type") == "message" and "data" in message:
+                yield message["data"]
 
 
-def redis_emitter(redis_url: str, channel: str) -> Callable[[str, Any, list[str]], None]:
+def _close(pubsub: Any) -> None:
+    try:
+        pubsub.close()
+    except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; it is dropped anyway
+        logger.debug("closing the queue's pubsub failed: %s", exc)
+
+
+def redis_emitter(
+    redis_url: str, channel: str, timeouts: RedisTimeouts | None = None
+) -> Callable[[str, Any, list[str]], None]:
     """Publish to socket clients through Redis from a process that runs no Socket.IO server."""
-    manager = ResilientRedisManager(redis_url, channel, write_only=True, json=FeathersJSON)
+    manager = ResilientRedisManager(redis_url, channel, timeouts=timeouts, write_only=True, json=FeathersJSON)
 
     def emit(event: str, payload: Any, rooms: list[str]) -> None:
         manager.emit(event, payload, namespace="/", room=rooms)

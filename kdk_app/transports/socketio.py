@@ -19,6 +19,7 @@ from socketio.exceptions import ConnectionRefusedError
 from ..channels import Channels
 from ..core import METHOD_ARGUMENTS, Application, errors
 from ..core.serialization import FeathersJSON
+from ..redis_client import RedisTimeouts
 from . import websocket_writes
 from .answer_size import DEFAULT_MAX_ANSWER_SIZE, bounded_packet_class
 from .packets import MALFORMED, MALFORMED_AUTH, FeathersPacket
@@ -62,7 +63,8 @@ class SocketTransport:
         self.connect_handlers: list[ConnectHandler] = []
         redis_url = (kdk.get("redis") or {}).get("url")
         channel = settings.get("channel", "kdk-socketio")
-        queue = ResilientRedisManager(redis_url, channel) if redis_url else LocalManager()
+        timeouts = RedisTimeouts.from_settings({"redis": kdk.get("redis") or {}})
+        queue = ResilientRedisManager(redis_url, channel, timeouts=timeouts) if redis_url else LocalManager()
         websocket_writes.apply()  # simple-websocket may cut large frames short under gevent
         self.socketio = SocketIO(
             flask_app,
