@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             "KDK_SERVICES__MESSAGES": "null",
             "KDK_DISTRIBUTION__SERVICES": "[]",
             "KDK_SOCKETIO__CHANNEL": "bench-consumer",
+            # /distribution/stats is for admins when authentication is on; the consumer only
+            # proxies `items`, so it runs without authentication and its stats stay readable.
+            "KDK_AUTHENTICATION__ENABLED": "false",
         }
         provider, provider_port = start_app("provider", provider_env, log_dir)
         processes.append(provider)
