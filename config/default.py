@@ -27,6 +27,9 @@ mongo = {
     # (pymongo polls in 500 ms steps), never more than timeout_ms.
     "server_selection_timeout_ms": None,
     "max_pool_size": 100,  # connections per process; more requests wait (within timeout_ms)
+    # How often each process re-checks every server; after an election error the retry waits
+    # for the next check, so keep it well under timeout_ms (500 is pymongo's minimum).
+    "heartbeat_frequency_ms": 500,
 }
 redis = {
     "url": None,  # REDIS_URL

@@ -16,11 +16,12 @@ from .auth import configure_authentication
 from .channels import Channels
 from .config import deep_merge, load_config
 from .core import Application
-from .database import DEFAULT_MAX_POOL_SIZE, DEFAULT_TIMEOUT_MS, MongoProvider
+from .database import DEFAULT_HEARTBEAT_FREQUENCY_MS, DEFAULT_MAX_POOL_SIZE, DEFAULT_TIMEOUT_MS, MongoProvider
 from .distributed import configure_distribution
 from .gateway import configure_gateway
 from .health import register_healthcheck
 from .redis_client import RedisTimeouts, redis_answers
+from .redis_connect import validate_redis_url
 from .services.factory import build_services
 from .sync import configure_sync
 from .testing import client_options_hook
@@ -58,6 +59,8 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     """The Flask app for ``config`` (default: :func:`load_config`), with ``overrides`` on top."""
     settings = deep_merge(dict(config) if config is not None else load_config(), overrides)
     cors = CorsPolicy.from_settings(settings)  # first: a contradictory `cors` refuses to start
+    if (settings.get("redis") or {}).get("url"):  # a bad URL stops here, not later in a thread
+        validate_redis_url(settings["redis"]["url"])
     kdk = Application(settings)
     kdk.rest_params_builders = []  # type: ignore[attr-defined]
 
@@ -68,6 +71,9 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
         timeout_ms=int(mongo_settings.get("timeout_ms") or DEFAULT_TIMEOUT_MS),
         server_selection_timeout_ms=int(mongo_settings.get("server_selection_timeout_ms") or 0) or None,
         max_pool_size=int(mongo_settings.get("max_pool_size") or DEFAULT_MAX_POOL_SIZE),
+        heartbeat_frequency_ms=int(
+            mongo_settings.get("heartbeat_frequency_ms") or DEFAULT_HEARTBEAT_FREQUENCY_MS
+        ),
     )
     kdk.set("mongodb", mongo.database)
 
@@ -92,7 +98,7 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     configure_distribution(flask_app, kdk, settings)  # after realtime: remote events use channels
     configure_gateway(flask_app, kdk, settings)  # last: outermost WSGI middleware
     timeout_ms = int((settings.get("healthcheck") or {}).get("timeout_ms", 1000))
-    checks = [("isDatabaseRunning", lambda: mongo.ping(timeout_ms))]
+    checks = [("isDatabaseRunning", lambda: mongo.health_check(timeout_ms))]
     redis_url = (settings.get("redis") or {}).get("url")
     if redis_url:
         checks.append(("isRedisRunning", lambda: redis_answers(redis_url, timeout_ms)))

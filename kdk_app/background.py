@@ -12,10 +12,20 @@ monkey-patching these are greenlets and greenlet events, as everywhere else in t
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable
 
 Target = Callable[[threading.Event], None]
+
+# Share of each retry delay taken off at random: processes that lost Redis together (a failover,
+# a restart) then come back spread out, not all in the same instant.
+JITTER = 0.25
+
+
+def jittered(delay: float, jitter: float = JITTER) -> float:
+    """``delay`` less a random part of up to ``jitter`` of it (never longer than ``delay``)."""
+    return delay * (1 - jitter * random.random())
 
 
 class BackgroundThread:
@@ -69,17 +79,19 @@ class BackgroundThread:
 
 class Backoff:
     """Delays that double from ``first`` up to ``cap``, until ``reset()``: the retry pace of every
-    Redis loop (sync and distribution), so Redis is not hammered while it is down."""
+    Redis loop (sync and distribution), so Redis is not hammered while it is down. Each delay is
+    :func:`jittered`, so the loops of many processes do not retry in step."""
 
-    def __init__(self, first: float = 0.1, cap: float = 2.0) -> None:
+    def __init__(self, first: float = 0.1, cap: float = 2.0, jitter: float = JITTER) -> None:
         self.first = first
         self.cap = cap
+        self.jitter = jitter
         self._next = first
 
     def next(self) -> float:
         delay = self._next
         self._next = min(self._next * 2, self.cap)
-        return delay
+        return jittered(delay, self.jitter)
 
     def reset(self) -> None:
         self._next = self.first

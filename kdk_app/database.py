@@ -8,16 +8,22 @@ import threading
 from typing import Any
 
 import pymongo
-from pymongo import MongoClient
+from pymongo import MongoClient, ReadPreference
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
+
+from .replica_set import report_from_hello, report_from_status
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "mongodb://127.0.0.1:27017/kdk"
 DEFAULT_TIMEOUT_MS = 1000
 DEFAULT_MAX_POOL_SIZE = 100  # pymongo's own default, per process
+# pymongo's minimum. Its default (10 s) leaves a server marked Unknown after an election error
+# until the next heartbeat when the server does not push the change (SecantusDB does not), so
+# the single retry of a read or write would find no primary within timeoutMS.
+DEFAULT_HEARTBEAT_FREQUENCY_MS = 500
 SELECTION_POLL_MS = 500  # pymongo's server selection loop step (MIN_HEARTBEAT_INTERVAL)
 
 
@@ -48,12 +54,18 @@ class MongoProvider:
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         server_selection_timeout_ms: int | None = None,
         max_pool_size: int = DEFAULT_MAX_POOL_SIZE,
+        heartbeat_frequency_ms: int = DEFAULT_HEARTBEAT_FREQUENCY_MS,
     ) -> None:
         """``timeout_ms`` bounds every operation (pymongo's ``timeoutMS``); a smaller
         ``server_selection_timeout_ms`` gives up sooner on a server that is not there at all."""
         for name, value in (("timeout_ms", timeout_ms), ("max_pool_size", max_pool_size)):
             if value <= 0:
                 raise ValueError(f"mongo.{name} must be a positive number, not {value!r}")
+        if heartbeat_frequency_ms < DEFAULT_HEARTBEAT_FREQUENCY_MS:
+            raise ValueError(
+                f"mongo.heartbeat_frequency_ms must be at least {DEFAULT_HEARTBEAT_FREQUENCY_MS}, "
+                f"not {heartbeat_frequency_ms!r}"
+            )
         self.url = url or DEFAULT_URL
         self.database_name = database or parse_uri(self.url).get("database") or "kdk"
         self.timeout_ms = timeout_ms
@@ -62,6 +74,7 @@ class MongoProvider:
         selection_ms = server_selection_timeout_ms or max(timeout_ms - SELECTION_POLL_MS, timeout_ms // 2)
         self.server_selection_timeout_ms = min(selection_ms, timeout_ms)
         self.max_pool_size = max_pool_size
+        self.heartbeat_frequency_ms = heartbeat_frequency_ms
         self._client: MongoClient | None = None
         self._database: Database | None = None
         self._pid: int | None = None
@@ -74,8 +87,15 @@ class MongoProvider:
         queue, connecting and every socket read, so requests queued behind a hung server get
         their 503 within the same bound. The legacy timeouts are set too, for the connections
         pymongo opens outside an operation (the monitors' heartbeats use connectTimeoutMS).
+
+        Retryable reads and writes (pymongo's defaults, forced on over a URL's ``retryWrites=false``
+        because the answer to an election relies on them) retry once an operation that failed on
+        an election error, on the primary the monitors find next, within the same ``timeoutMS``.
         """
         return {
+            "retryReads": True,
+            "retryWrites": True,
+            "heartbeatFrequencyMS": self.heartbeat_frequency_ms,
             "timeoutMS": self.timeout_ms,
             "serverSelectionTimeoutMS": self.server_selection_timeout_ms,
             "connectTimeoutMS": self.timeout_ms,
@@ -113,6 +133,32 @@ class MongoProvider:
         except PyMongoError as exc:
             logger.info("MongoDB ping failed: %s", exc)
             return False
+
+    def health_check(self, timeout_ms: int) -> tuple[bool, dict[str, Any]]:
+        """``(running, {"mongo": replica_set_report})`` for the health check, within ``timeout_ms``
+        for both commands together.
+
+        Running means a primary answers (as ``ping`` does). The report (left out on a standalone
+        server or when nothing answers) comes from ``replSetGetStatus``, or from ``hello`` when
+        that is refused; ``hello`` goes to any member, so an election shows as no primary.
+        """
+        try:
+            with pymongo.timeout(timeout_ms / 1000):  # bounds server selection too
+                admin = self.client.admin
+                any_member = ReadPreference.PRIMARY_PREFERRED
+                hello = admin.command("hello", read_preference=any_member)
+                if not hello.get("setName"):
+                    return True, {}
+                report = report_from_hello(hello)
+                try:
+                    status = admin.command("replSetGetStatus", read_preference=any_member)
+                    report = report_from_status(status)
+                except PyMongoError as exc:  # not permitted, or out of time: hello's view will do
+                    logger.info("replSetGetStatus failed, reporting from hello: %s", exc)
+        except PyMongoError as exc:
+            logger.info("MongoDB health check failed: %s", exc)
+            return False, {}
+        return report["primary"] is not None, {"mongo": report}
 
     def close(self) -> None:
         if self._client is not None and self._pid == os.getpid():

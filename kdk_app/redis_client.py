@@ -1,5 +1,6 @@
 """Redis as health checks and development secrets use it. Each component that talks to Redis (queue, sync,
-distribution, throttle) keeps clients of its own, with the timeouts its loop needs."""
+distribution, throttle) keeps clients of its own, with the timeouts its loop needs, all built by
+:func:`kdk_app.redis_connect.redis_client`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from .redis_connect import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def redis_answers(url: str, timeout_ms: int) -> bool:
     """True when Redis answers PING within ``timeout_ms`` (on a short-lived connection)."""
     seconds = timeout_ms / 1000
     try:
-        probe = redis.Redis.from_url(url, **fail_fast_options(seconds, seconds))
+        probe = redis_client(url, socket_timeout=seconds, connect_timeout=seconds)
         try:
             return bool(probe.ping())
         finally:
@@ -73,7 +76,7 @@ def shared_dev_secret(url: str, key: str) -> str | None:
     """One generated secret at ``key`` for every process of a development deployment sharing
     Redis (the first process sets it); None when Redis does not answer."""
     try:
-        client = redis.Redis.from_url(url, **fail_fast_options(1.0, 1.0))
+        client = redis_client(url, socket_timeout=1.0, connect_timeout=1.0)
         try:
             client.set(key, secrets.token_urlsafe(48), nx=True)
             value = client.get(key)

@@ -82,13 +82,12 @@ class Counters:
         self.redis: Any = None
         self._last_warning = 0.0
         if redis_url:
-            import redis
-
-            from ..redis_client import RedisTimeouts, fail_fast_options
+            from ..redis_client import RedisTimeouts
+            from ..redis_connect import redis_client
 
             # On the login path: a hung Redis costs one bounded round trip, then fails open.
             bound = RedisTimeouts()
-            self.redis = redis.Redis.from_url(redis_url, **fail_fast_options(bound.socket, bound.connect))
+            self.redis = redis_client(redis_url, socket_timeout=bound.socket, connect_timeout=bound.connect)
 
     def _fail_open(self, exc: Exception) -> None:
         now = time.monotonic()

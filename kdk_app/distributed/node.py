@@ -17,7 +17,7 @@ import redis
 
 from ..background import BackgroundThread
 from ..core import Application, Service
-from ..redis_client import fail_fast_options
+from ..redis_connect import redis_client
 from .caller import Caller
 from .delivery import Delivery
 from .envelope import Message, NonceCache, Refused, Signer
@@ -135,16 +135,19 @@ class Distribution:
 
     def connect(self, timeout: float) -> redis.Redis:
         """A client of its own for a blocking loop; bounded timeouts, our loops do the retrying."""
-        return redis.Redis.from_url(
-            self.settings.redis_url, socket_keepalive=True, **fail_fast_options(timeout, 2.0)
+        return redis_client(
+            self.settings.redis_url, socket_timeout=timeout, connect_timeout=2.0, socket_keepalive=True
         )
 
     def request_client(self) -> redis.Redis:
         """The client of calls, on the request path: a hung Redis costs a call one bounded round
         trip (then 503), never redis-py's retries."""
         bound = self.settings.redis_timeouts
-        return redis.Redis.from_url(
-            self.settings.redis_url, socket_keepalive=True, **fail_fast_options(bound.socket, bound.connect)
+        return redis_client(
+            self.settings.redis_url,
+            socket_timeout=bound.socket,
+            connect_timeout=bound.connect,
+            socket_keepalive=True,
         )
 
     # --- what this instance offers -------------------------------------------------------

@@ -41,6 +41,14 @@ logger = logging.getLogger(__name__)
 # update, a bad sort, an empty field path.
 INPUT_ERROR_CODES = frozenset({2, 9, 14, 15, 28, 40, 52, 56, 57, 10334, 17419, 17287, 40352})
 
+# Codes of a replica set that is electing, or of a member that is shutting down or out of
+# reach: NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary,
+# InterruptedAtShutdown, InterruptedDueToReplStateChange, PrimarySteppedDown,
+# ShutdownInProgress, HostUnreachable, HostNotFound, NetworkTimeout, SocketException.
+ELECTION_ERROR_CODES = frozenset({10107, 13435, 13436, 11600, 11602, 189, 91, 6, 7, 89, 9001})
+# Labels the server puts on errors that a later attempt may not get.
+TRANSIENT_ERROR_LABELS = ("RetryableWriteError", "TransientTransactionError")
+
 IndexSpec = IndexModel | Mapping[str, Any] | str
 DatabaseSource = Database | Callable[[], Database]
 
@@ -98,8 +106,26 @@ def database_errors(timeout: float | None = None) -> Iterator[None]:
         raise BadRequest("Invalid data: cannot be stored") from None
 
 
+def is_election_error(exc: PyMongoError) -> bool:
+    """True for a failure that an election or a restarting member causes, so a 503, not a 500.
+
+    pymongo has already retried a retryable read or write once when this reaches us.
+    """
+    if any(exc.has_error_label(label) for label in TRANSIENT_ERROR_LABELS):
+        return True
+    if isinstance(exc, OperationFailure) and exc.code in ELECTION_ERROR_CODES:
+        return True
+    if isinstance(exc, BulkWriteError):  # a write concern error of a batch (e.g. its primary shut down)
+        concern_errors = (exc.details or {}).get("writeConcernErrors") or ()
+        return any(error.get("code") in ELECTION_ERROR_CODES for error in concern_errors)
+    return False
+
+
 def _raise_for_failure(exc: PyMongoError) -> None:
     """Raise the Feathers error for a pymongo failure that is not an outage."""
+    if is_election_error(exc):
+        logger.warning("MongoDB unavailable (election or shutdown): %s", exc)
+        raise Unavailable("Database unavailable") from None
     if isinstance(exc, BulkWriteError):  # insert_many: judge by the first failed write
         first = ((exc.details or {}).get("writeErrors") or [{}])[0]
         if first.get("code") == 11000:

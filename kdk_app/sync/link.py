@@ -5,21 +5,15 @@ from __future__ import annotations
 import logging
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from ..redis_connect import redis_client
 
 logger = logging.getLogger(__name__)
 
 
 def make_client(url: str, *, timeout: float, connect_timeout: float) -> redis.Redis:
     """A client that fails fast: our loops own retrying, with their own backoff."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=connect_timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-    )
+    return redis_client(url, socket_timeout=timeout, connect_timeout=connect_timeout, health_check_interval=0)
 
 
 class LinkState:

@@ -19,13 +19,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlparse
 
 from socketio import RedisManager
-from socketio.redis_manager import parse_redis_sentinel_url
 
+from ..background import jittered
 from ..core.serialization import FeathersJSON
 from ..redis_client import RedisTimeouts, fail_fast_options
+from ..redis_connect import redis_client
 from .rooms import IndexedRooms
 
 logger = logging.getLogger(__name__)
@@ -58,13 +58,14 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
 
     # --- clients ---------------------------------------------------------------------------
     def _client(self, options: dict[str, Any]) -> Any:
-        """A new client for ``self.redis_url`` (Sentinel URLs too), as python-socketio builds it."""
-        module = self._get_redis_module()
-        if urlparse(self.redis_url).scheme in {"redis+sentinel", "valkey+sentinel"}:
-            sentinels, service_name, connection_kwargs = parse_redis_sentinel_url(self.redis_url)
-            sentinel = module.sentinel.Sentinel(sentinels, **{**options, **connection_kwargs})
-            return sentinel.master_for(service_name or self.channel)
-        return module.Redis.from_url(self.redis_url, **options)
+        """A new client for ``self.redis_url`` (Sentinel URLs too), from the app's one factory."""
+        options = dict(options)
+        return redis_client(
+            self.redis_url,
+            socket_timeout=options.pop("socket_timeout"),
+            connect_timeout=options.pop("socket_connect_timeout"),
+            **options,
+        )
 
     def _redis_connect(self) -> None:
         # Publishing side only: the listener keeps its own client and pubsub.
@@ -122,7 +123,7 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
                 _close(pubsub)
                 pubsub = None
             # Always wait before trying again, whatever ended the loop above.
-            time.sleep(RECONNECT_DELAYS[min(max(attempt - 1, 0), len(RECONNECT_DELAYS) - 1)])
+            time.sleep(jittered(RECONNECT_DELAYS[min(max(attempt - 1, 0), len(RECONNECT_DELAYS) - 1)]))
 
     def _messages(self, pubsub: Any) -> Iterator[Any]:
         """Messages of one connection; returns when it is no longer subscribed, raises when dead."""

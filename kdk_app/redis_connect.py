@@ -1,0 +1,122 @@
+"""The one way the app reaches Redis: every user (Socket.IO queue, sync bus, distribution,
+throttle, development secret, health) builds its clients here, so a URL means the same to all.
+
+Accepted URLs:
+
+- ``redis://[[user]:password@]host[:port][/db]``, ``rediss://…`` (TLS), ``unix:///path?db=N``;
+- ``redis+sentinel://[[user]:password@]h1:p1,h2:p2,…/db/master``: the master that the
+  sentinels name (the syntax python-socketio accepts, so its queue agrees).
+
+Anything else raises ``ValueError`` with a message that says what is wrong, at start
+(:func:`validate_redis_url`) rather than in a background thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+logger = logging.getLogger(__name__)
+
+PLAIN_SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_SCHEMES = ("redis+sentinel", "valkey+sentinel")
+EXPECTED = "redis://, rediss://, unix:// or redis+sentinel://h1:p1,h2:p2/db/master"
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """A Sentinel URL, parsed: where the sentinels are, which master, and how to talk to it."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    connection: dict[str, Any] = field(default_factory=dict)  # db, username, password
+
+
+def _refuse(url: str, why: str) -> ValueError:
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.partition("@")
+    shown = f"{scheme}{sep}***@{hosts}" if at and "/" not in userinfo else url  # no password in logs
+    return ValueError(f"invalid Redis URL {shown!r}: {why} (expected {EXPECTED})")
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """``redis+sentinel://[[user]:password@]h1:p1,h2:p2/db/master``, or ``ValueError``."""
+    parsed = urlparse(url)
+    hosts = parsed.netloc.rpartition("@")[2]
+    sentinels = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise _refuse(url, f"sentinel address {item!r} is not host:port")
+        sentinels.append((host.strip("[]"), int(port)))
+    parts = [unquote(p) for p in parsed.path.split("/")[1:]]
+    if len(parts) != 2 or not parts[1]:
+        raise _refuse(url, "a Sentinel URL ends with /<db>/<master name>")
+    if not parts[0].isdigit():
+        raise _refuse(url, f"database {parts[0]!r} is not a number")
+    connection: dict[str, Any] = {"db": int(parts[0])}
+    if parsed.username:
+        connection["username"] = unquote(parsed.username)
+    if parsed.password:
+        connection["password"] = unquote(parsed.password)
+    return SentinelTarget(tuple(sentinels), parts[1], connection)
+
+
+def validate_redis_url(url: str) -> None:
+    """Raise ``ValueError`` (a clear message) unless every Redis user of the app can use ``url``."""
+    if not isinstance(url, str) or not url:
+        raise _refuse(str(url), "it is empty")
+    scheme = urlparse(url).scheme
+    if scheme in SENTINEL_SCHEMES:
+        parse_sentinel_url(url)
+    elif scheme in PLAIN_SCHEMES:
+        try:
+            redis.connection.parse_url(url)
+            urlparse(url).port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise _refuse(url, str(exc)) from None
+    else:
+        raise _refuse(url, f"unknown scheme {scheme!r}" if scheme else "no scheme")
+
+
+def redis_client(
+    url: str,
+    *,
+    socket_timeout: float,
+    connect_timeout: float,
+    **options: Any,
+) -> redis.Redis:
+    """A client for ``url`` whose connect and every read are bounded, with no redis-py retries
+    (their callers own retrying, with backoff). ``options`` go to each connection.
+
+    For Sentinel, the sentinels are asked with the same bounds, and the client follows the
+    master after a failover: a connection that finds a replica, or no server, is dropped and
+    the next one asks the sentinels again.
+    """
+    validate_redis_url(url)
+    bounded: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "retry": Retry(NoBackoff(), 0),
+        **options,
+    }
+    if urlparse(url).scheme in SENTINEL_SCHEMES:
+        target = parse_sentinel_url(url)
+        sentinel = Sentinel(
+            list(target.sentinels),
+            sentinel_kwargs={
+                "socket_timeout": socket_timeout,
+                "socket_connect_timeout": connect_timeout,
+                "retry": Retry(NoBackoff(), 0),
+            },
+            **{**target.connection, **bounded},
+        )
+        return sentinel.master_for(target.master)
+    return redis.Redis.from_url(url, **bounded)
