@@ -34,7 +34,9 @@ from .web import register_web
 logger = logging.getLogger(__name__)
 
 
-def configure_realtime(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> None:
+def configure_realtime(
+    flask_app: Flask, kdk: Application, settings: Mapping[str, Any], cors: CorsPolicy
+) -> None:
     """Channels always; the Socket.IO server when enabled, else a write-only emitter on Redis."""
     channels = Channels(kdk)
     kdk.channels = channels  # type: ignore[attr-defined]
@@ -43,7 +45,6 @@ def configure_realtime(flask_app: Flask, kdk: Application, settings: Mapping[str
     redis_url = (settings.get("redis") or {}).get("url")
     if socket_settings.get("enabled", True):
         # The top-level `cors` setting decides for Socket.IO too (origin check on handshake/upgrade).
-        cors = flask_app.extensions.get("kdk_cors_policy") or CorsPolicy.from_settings(settings)
         socket_settings["cors_allowed_origins"] = cors.engineio_origins()
         socket_settings["cors_credentials"] = cors.credentials
         transport = SocketTransport(flask_app, kdk, channels, socket_settings)
@@ -88,10 +89,9 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     flask_app.config["MAX_CONTENT_LENGTH"] = int(settings.get("max_body_size", 1024 * 1024))
     flask_app.extensions["kdk"] = kdk
     flask_app.kdk = kdk  # type: ignore[attr-defined]
-    flask_app.extensions["kdk_cors_policy"] = cors
 
     register_rest(flask_app, kdk, settings.get("api_path") or "")
-    configure_realtime(flask_app, kdk, settings)
+    configure_realtime(flask_app, kdk, settings, cors)
     configure_authentication(kdk, flask_app, settings)
     register_web(flask_app, settings)
     flask_app.extensions["kdk_sync"] = configure_sync(kdk, settings)

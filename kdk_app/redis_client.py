@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from .redis_connect import redis_client
 
@@ -46,16 +44,6 @@ def _positive_ms(section: Mapping[str, Any], key: str, default: int) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(f"redis.{key} must be a positive number of milliseconds, got {value!r}")
     return value / 1000
-
-
-def fail_fast_options(timeout: float, connect_timeout: float) -> dict[str, Any]:
-    """Options of ``redis.Redis`` that bound a command by ``timeout``: redis-py's default retries
-    a timed-out command up to 10 times, which turns 250 ms into seconds."""
-    return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": connect_timeout,
-        "retry": Retry(NoBackoff(), 0),
-    }
 
 
 def redis_answers(url: str, timeout_ms: int) -> bool:

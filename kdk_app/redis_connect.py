@@ -86,6 +86,16 @@ def validate_redis_url(url: str) -> None:
         raise _refuse(url, f"unknown scheme {scheme!r}" if scheme else "no scheme")
 
 
+def bounded_options(socket_timeout: float, connect_timeout: float) -> dict[str, Any]:
+    """Connection options that bound a command by ``socket_timeout``: redis-py's default retries
+    a timed-out command up to 10 times, which turns 250 ms into seconds."""
+    return {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "retry": Retry(NoBackoff(), 0),
+    }
+
+
 def redis_client(
     url: str,
     *,
@@ -101,21 +111,12 @@ def redis_client(
     the next one asks the sentinels again.
     """
     validate_redis_url(url)
-    bounded: dict[str, Any] = {
-        "socket_timeout": socket_timeout,
-        "socket_connect_timeout": connect_timeout,
-        "retry": Retry(NoBackoff(), 0),
-        **options,
-    }
+    bounded = {**bounded_options(socket_timeout, connect_timeout), **options}
     if urlparse(url).scheme in SENTINEL_SCHEMES:
         target = parse_sentinel_url(url)
         sentinel = Sentinel(
             list(target.sentinels),
-            sentinel_kwargs={
-                "socket_timeout": socket_timeout,
-                "socket_connect_timeout": connect_timeout,
-                "retry": Retry(NoBackoff(), 0),
-            },
+            sentinel_kwargs=bounded_options(socket_timeout, connect_timeout),
             **{**target.connection, **bounded},
         )
         return sentinel.master_for(target.master)

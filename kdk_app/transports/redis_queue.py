@@ -24,7 +24,7 @@ from socketio import RedisManager
 
 from ..background import jittered
 from ..core.serialization import FeathersJSON
-from ..redis_client import RedisTimeouts, fail_fast_options
+from ..redis_client import RedisTimeouts
 from ..redis_connect import redis_client
 from .rooms import IndexedRooms
 
@@ -44,9 +44,11 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
         self, url: str, channel: str, *, timeouts: RedisTimeouts | None = None, **kwargs: Any
     ) -> None:
         self.timeouts = timeouts or RedisTimeouts()
-        # No CLIENT SETINFO on connect: one round trip less that a hung Redis would make wait.
+        # Bounded by redis_client (no retries). No CLIENT SETINFO on connect: one round trip
+        # less that a hung Redis would make wait.
         options = {
-            **fail_fast_options(self.timeouts.socket, self.timeouts.connect),
+            "socket_timeout": self.timeouts.socket,
+            "socket_connect_timeout": self.timeouts.connect,
             "socket_keepalive": True,
             "lib_name": None,
             "lib_version": None,
