@@ -88,10 +88,13 @@ class Signer:
         payload = b'{"body":' + body + b"," + header[1:]
         return PREFIX + self._mac(payload) + b"." + payload
 
-    def open(self, raw: bytes | str | None, *kinds: str, at: int | None = None) -> Message:
+    def open(
+        self, raw: bytes | str | None, *kinds: str, at: int | None = None, max_age_ms: int = 0
+    ) -> Message:
         """Verify and decode; raise :class:`Refused` (unsigned, forged, stale, malformed).
 
-        The timestamp must be within ``max_skew`` of ``at`` (epoch ms; default: now).
+        The timestamp must be within ``max_skew`` of ``at`` (epoch ms; default: now), or up to
+        ``max_age_ms`` before it (a message that may wait that long before it is read).
         """
         if raw is None:
             raise Refused("unsigned", "no message")
@@ -116,7 +119,7 @@ class Signer:
         if type(ts) is not int or not isinstance(nonce, str) or not nonce:
             raise Refused("malformed", "bad timestamp or nonce")
         reference = now_ms() if at is None else at
-        if abs(reference - ts) > self.max_skew_ms:
+        if not -self.max_skew_ms <= reference - ts <= self.max_skew_ms + max_age_ms:
             raise Refused("stale", f"timestamp {ts} is outside the validity window")
         return Message(message["kind"], ts, nonce, message["body"])
 

@@ -1,9 +1,10 @@
-"""Cross-instance service events over a Redis stream (what feathers-sync does).
+"""Cross-instance service events over a broker (what feathers-sync does).
 
-Every local event is queued as an envelope and XADDed by a background publisher; a
-background reader XREADs the stream and re-dispatches other instances' events locally with
-``remote=True``, so listeners hear them and sinks (sockets, this bus) leave them alone.
-Entries are signed with a secret every instance shares; others are refused and counted.
+Every local event is queued as an envelope and sent by a background publisher; a background
+reader reads the broker and re-dispatches other instances' events locally with ``remote=True``,
+so listeners hear them and sinks (sockets, this bus) leave them alone. Entries are signed with
+a secret every instance shares; others are refused and counted. The broker is a Redis Stream,
+RabbitMQ or NATS JetStream, by the URL's scheme (see :mod:`.brokers`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import os
 import socket
 import threading
 import uuid
-from functools import partial
 
 from ..core.application import Application, ServiceEvent
 from ..signing import Refused
-from .envelope import FIELD, EnvelopeError, envelope_from_dict, make_envelope, synced_context
-from .link import make_client
-from .position import NEW_ONLY, parse_id
+from .brokers import NEW_ONLY, BrokerOptions, Entry, open_broker
+from .envelope import EnvelopeError, envelope_from_dict, make_envelope, synced_context
 from .publisher import Publisher
 from .reader import StreamReader
 from .recent import RecentIds
@@ -28,8 +27,6 @@ from .signed import StreamSigner
 from .stats import SyncStats
 
 logger = logging.getLogger(__name__)
-
-_FIELD_KEY = FIELD.encode()
 
 
 def default_instance_id() -> str:
@@ -50,7 +47,7 @@ class EventSync:
     def __init__(
         self,
         app: Application,
-        redis_url: str,
+        url: str,
         *,
         secret: bytes | str,
         stream: str = "kdk:events",
@@ -66,40 +63,44 @@ class EventSync:
         max_skew: float = 60.0,
         refusal_log_interval: float = 60.0,
     ) -> None:
-        if start_id is not None and start_id != NEW_ONLY:
-            parse_id(start_id)  # fail at configuration time, not in the thread
+        self.broker = open_broker(
+            url,
+            BrokerOptions(
+                stream=stream,
+                socket_timeout=socket_timeout,
+                block_ms=block_ms,
+                retention_ms=retention_ms,
+                maxlen=maxlen,
+            ),
+        )
+        if start_id is not None:
+            self.broker.check_position(start_id)  # fail at configuration time, not in the thread
         self.app = app
-        self.redis_url = redis_url
+        self.url = url
         self.stream = stream
         self.instance_id = instance_id or default_instance_id()
         self.start_id = start_id
         self.stats = SyncStats()
         self._recent = RecentIds(dedupe_size)
-        self._signer = StreamSigner(secret.encode() if isinstance(secret, str) else secret, stream, max_skew)
+        self._signer = StreamSigner(
+            secret.encode() if isinstance(secret, str) else secret,
+            stream,
+            max_skew,
+            max_age_ms=self.broker.max_age_ms,
+        )
         self._refusals = RefusalLog(stream, refusal_log_interval)
         self._lock = threading.Lock()
         self._running = False
-        connect = partial(make_client, redis_url, connect_timeout=socket_timeout, timeout=socket_timeout)
-        # The blocking read must outlast its own BLOCK time before the socket gives up.
-        read_timeout = block_ms / 1000 + socket_timeout
         self._publisher = Publisher(
-            connect,
-            stream,
+            self.broker.writer,
             self.stats,
-            maxlen=maxlen,
-            retention_ms=retention_ms,
             outbox_size=outbox_size,
             backoff=backoff,
             seal=self._signer.seal,
         )
-        self._reader = StreamReader(
-            partial(make_client, redis_url, connect_timeout=socket_timeout, timeout=read_timeout),
-            stream,
-            self._handle_entry,
-            self.stats,
-            block_ms=block_ms,
-            backoff=backoff,
-        )
+        self._reader = StreamReader(self.broker.reader, self._handle_entry, self.stats, backoff=backoff)
+        # The blocking read must outlast its own block time before the socket gives up.
+        read_timeout = block_ms / 1000 + socket_timeout
         self._stop_timeout = read_timeout + 2 * socket_timeout + 1.0
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -114,13 +115,13 @@ class EventSync:
 
     @property
     def pending(self) -> int:
-        """Events queued locally and not yet written to Redis."""
+        """Events queued locally and not yet written to the broker."""
         return self._publisher.pending
 
     def start(self, from_id: str | None = None) -> EventSync:
         """Start publishing and reading; read after ``from_id``, else resume, else new only."""
-        if from_id is not None and from_id != NEW_ONLY:
-            parse_id(from_id)
+        if from_id is not None:
+            self.broker.check_position(from_id)
         with self._lock:
             if self._running:
                 raise RuntimeError("EventSync is already running")
@@ -167,9 +168,10 @@ class EventSync:
         self._publisher.submit(message)
 
     # --- receiving -----------------------------------------------------------------------
-    def _handle_entry(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+    def _handle_entry(self, entry: Entry) -> None:
+        entry_id = entry.id
         try:
-            body = self._signer.open(entry_id, fields.get(_FIELD_KEY))
+            body = self._signer.open(entry)
         except Refused as refused:
             # Written by someone without the secret (or replayed): never dispatched.
             self.stats.bump("forged")

@@ -28,16 +28,18 @@ SYNC_OPTIONS: dict[str, type | tuple[type, ...]] = {
 
 
 def configure_sync(app: Application, settings: Mapping[str, Any], *, start: bool = True) -> EventSync | None:
-    """The bus for ``settings["redis"]["url"]`` (started unless ``start=False``), or None.
+    """The bus on ``sync.url``, else ``redis.url`` (started unless ``start=False``), or None.
 
-    None when no Redis URL is configured or ``settings["sync"]["enabled"]`` is false. The bus
+    None when neither URL is configured or ``settings["sync"]["enabled"]`` is false. The bus
     stops itself on ``app.teardown()``. Its signing secret: see :func:`resolve_sync_secret`.
     """
     redis_settings = settings.get("redis") or {}
-    url = redis_settings.get("url") if isinstance(redis_settings, Mapping) else None
     options = dict(settings.get("sync") or {})
+    url = options.pop("url", None) or (
+        redis_settings.get("url") if isinstance(redis_settings, Mapping) else None
+    )
     if not url:
-        logger.info("sync bus disabled: no Redis URL configured")
+        logger.info("sync bus disabled: no sync.url or redis.url configured")
         return None
     if not options.pop("enabled", True):
         logger.info("sync bus disabled by settings")

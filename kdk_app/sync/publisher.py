@@ -1,57 +1,45 @@
-"""The writing half of the bus: drains the outbox into the stream from its own thread."""
+"""The writing half of the bus: drains the outbox into the broker from its own thread."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
-import redis
-
 from ..background import BackgroundThread, Backoff
-from .envelope import FIELD
+from .brokers import Writer
 from .link import LinkState
 from .outbox import Outbox
 from .stats import SyncStats
 
 logger = logging.getLogger(__name__)
 
-TRIM_INTERVAL = 1.0  # seconds between two trims of the stream
-
 _IDLE_WAIT = 1.0  # s; a safety net, stop() wakes the thread at once
 
 
 class Publisher:
-    """XADDs queued messages in batches, trimming the stream by age and by length."""
+    """Sends queued messages in batches, in order, sealing each at every attempt."""
 
     def __init__(
         self,
-        client_factory: Callable[[], redis.Redis],
-        stream: str,
+        open_writer: Callable[[], Writer],
         stats: SyncStats,
         *,
-        maxlen: int | None,
-        retention_ms: int | None,
         outbox_size: int,
         batch_size: int = 100,
         backoff: tuple[float, float] = (0.1, 2.0),
         seal: Callable[[bytes], bytes],
     ) -> None:
-        self.stream = stream
         self._seal = seal
         self.stats = stats
-        self.maxlen = maxlen
-        self.retention_ms = retention_ms
         self.batch_size = batch_size
         self.state = LinkState("publisher")
-        self._client_factory = client_factory
+        self._open_writer = open_writer
         self._backoff = backoff
         self._outbox = Outbox(outbox_size)
         self._thread = BackgroundThread("kdk-sync-publisher", self._run, wake=self._outbox.wake)
         self._overflow_logged = False
         self._trim_error_logged = False
-        self._next_trim = 0.0  # monotonic time of the next trim
 
     @property
     def pending(self) -> int:
@@ -73,51 +61,56 @@ class Publisher:
         self.state.reset()
 
     def _run(self, stop: threading.Event) -> None:
-        client = self._client_factory()
         backoff = Backoff(*self._backoff)
+        writer: Writer | None = None
         try:
             while not stop.is_set():
                 batch = self._outbox.take(self.batch_size, _IDLE_WAIT)
-                if batch and self._send(client, batch):
+                if not batch:
+                    continue
+                if writer is None:
+                    writer = self._open(batch)
+                if writer is not None and self._send(writer, batch):
                     backoff.reset()
-                elif batch:
-                    stop.wait(backoff.next())
-            self._flush(client)
+                    continue
+                if writer is not None and self.state.up is False:
+                    writer = _closed(writer)  # reopened (reconnected) at the next attempt
+                stop.wait(backoff.next())
+            if writer is not None or len(self._outbox):
+                writer = writer or self._open([])
+                if writer is not None:
+                    self._flush(writer)
         finally:
-            client.close()
+            if writer is not None:
+                _closed(writer)
 
-    def _flush(self, client: redis.Redis) -> None:
+    def _open(self, batch: list[bytes]) -> Writer | None:
+        try:
+            return self._open_writer()
+        except Exception as exc:  # noqa: BLE001 - whatever it is, keep the batch and retry
+            self._failed(batch, exc)
+            return None
+
+    def _flush(self, writer: Writer) -> None:
         while len(self._outbox):
-            if not self._send(client, self._outbox.take(self.batch_size, 0)):
+            if not self._send(writer, self._outbox.take(self.batch_size, 0)):
                 break
         if len(self._outbox):
             logger.warning("sync publisher stopped with %d event(s) unsent", len(self._outbox))
 
-    def _send(self, client: redis.Redis, batch: list[bytes]) -> bool:
-        pipe = client.pipeline(transaction=False)
-        for message in batch:
-            # Sealed now, at every attempt: the signed time is the write time (see signed.py).
-            pipe.xadd(self.stream, {FIELD: self._seal(message)})
-        # Trimming is housekeeping: once a second is plenty, not with every batch.
-        if time.monotonic() >= self._next_trim:
-            self._next_trim = time.monotonic() + TRIM_INTERVAL
-            if self.retention_ms:
-                cutoff = int(time.time() * 1000) - self.retention_ms
-                pipe.xtrim(self.stream, minid=f"{max(cutoff, 0)}-0", approximate=True)
-            if self.maxlen:
-                pipe.xtrim(self.stream, maxlen=self.maxlen, approximate=True)
+    def _send(self, writer: Writer, batch: list[bytes]) -> bool:
+        # Sealed now, at every attempt: the signed time is the write time (see signed.py).
         try:
-            results = pipe.execute(raise_on_error=False)
+            results = writer.send([self._seal(message) for message in batch])
         except Exception as exc:  # noqa: BLE001 - whatever it is, keep the batch and retry
             # Mostly connection-level failures: some entries may have been written anyway;
             # they are sent again, and receivers drop the copies by envelope id.
             return self._failed(batch, exc)
-        failed = [m for m, r in zip(batch, results, strict=False) if isinstance(r, Exception)]
-        self._check_trims(results[len(batch) :])
+        self._warn_trim_once(writer)
+        failed = [m for m, error in zip(batch, results, strict=True) if error is not None]
         self.stats.bump("published", len(batch) - len(failed))
         if failed:
-            error = next(r for r in results if isinstance(r, Exception))
-            return self._failed(failed, error)
+            return self._failed(failed, next(e for e in results if e is not None))
         self.state.ok()
         self._overflow_logged = False
         return True
@@ -130,13 +123,11 @@ class Publisher:
             self._count_overflow(dropped)
         return False
 
-    def _check_trims(self, results: list[object]) -> None:
-        # Trimming is housekeeping: a failure (e.g. MINID before Redis 6.2) must not make us
-        # re-send entries that were written.
-        errors = [r for r in results if isinstance(r, Exception)]
-        if errors and not self._trim_error_logged:
+    def _warn_trim_once(self, writer: Writer) -> None:
+        error = getattr(writer, "trim_error", None)
+        if error is not None and not self._trim_error_logged:
             self._trim_error_logged = True
-            logger.warning("sync stream %r could not be trimmed: %s", self.stream, errors[0])
+            logger.warning("sync stream could not be trimmed: %s", error)
 
     def _count_overflow(self, dropped: int) -> None:
         self.stats.bump("dropped_overflow", dropped)
@@ -146,3 +137,10 @@ class Publisher:
                 "sync outbox full (%d): dropping the oldest unsent events",
                 self._outbox.maxsize,
             )
+
+
+def _closed(link: Writer) -> None:
+    try:
+        link.close()
+    except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; it is dropped anyway
+        logger.debug("closing a sync writer failed: %s", exc)

@@ -1,49 +1,40 @@
-"""The reading half of the bus: XREAD BLOCK from the last id it handled, in its own thread."""
+"""The reading half of the bus: reads the broker from the last entry it handled, in its own thread."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
-
-import redis
 
 from ..background import BackgroundThread, Backoff
+from .brokers import NEW_ONLY, Entry, Reader
 from .link import LinkState
-from .position import NEW_ONLY, as_text, resume_position
 from .stats import SyncStats
 
 logger = logging.getLogger(__name__)
 
-EntryHandler = Callable[[str, dict[bytes, bytes]], None]
+EntryHandler = Callable[[Entry], None]
 
 
 class StreamReader:
-    """Hands every new stream entry to ``handle``, in order, across Redis outages.
+    """Hands every new entry to ``handle``, in order, across broker outages.
 
-    ``last_id`` is the id of the last entry handled (or the pinned start position); a
+    ``last_id`` is the position of the last entry handled (or the pinned start position); a
     reconnection, or a later ``start()``, reads on from there.
     """
 
     def __init__(
         self,
-        client_factory: Callable[[], redis.Redis],
-        stream: str,
+        open_reader: Callable[[], Reader],
         handle: EntryHandler,
         stats: SyncStats,
         *,
-        block_ms: int = 1000,
-        batch_size: int = 100,
         backoff: tuple[float, float] = (0.1, 2.0),
     ) -> None:
-        self.stream = stream
         self.stats = stats
-        self.block_ms = block_ms
-        self.batch_size = batch_size
         self.state = LinkState("reader")
         self.last_id: str | None = None
-        self._client_factory = client_factory
+        self._open_reader = open_reader
         self._handle = handle
         self._backoff = backoff
         self._thread = BackgroundThread("kdk-sync-reader", self._run)
@@ -58,42 +49,51 @@ class StreamReader:
         self.state.reset()
 
     def _run(self, stop: threading.Event) -> None:
-        client = self._client_factory()
         backoff = Backoff(*self._backoff)
-        positioned = False
+        reader: Reader | None = None
         try:
             while not stop.is_set():
                 try:
-                    if not positioned:
-                        self.last_id = resume_position(client, self.stream, self.last_id or NEW_ONLY)
-                        positioned = True
-                        # Up as soon as Redis answers, not after a whole BLOCK period.
+                    if reader is None:
+                        reader = self._open_reader()
+                        self.last_id = reader.resume(self.last_id or NEW_ONLY)
+                        # Up as soon as the broker answers, not after a whole block period.
                         if self.state.ok():
                             self.stats.bump("reconnects")
-                    response = client.xread(
-                        {self.stream: self.last_id},
-                        count=self.batch_size,
-                        block=self.block_ms,
-                    )
+                    entries = reader.read()
                 except Exception as exc:  # noqa: BLE001 - any failure: reconnect, resume
-                    positioned = False
                     self.state.failed(exc)
+                    if reader is not None:
+                        reader = _closed(reader)
                     stop.wait(backoff.next())
                     continue
                 backoff.reset()
-                self._handle_all(response, stop)
-        finally:
-            client.close()
-
-    def _handle_all(self, response: Any, stop: threading.Event) -> None:
-        # RESP2 answers [[stream, entries]], RESP3 {stream: entries}.
-        streams = response.items() if isinstance(response, dict) else response or []
-        for _name, entries in streams:
-            for entry_id, fields in entries:
-                if stop.is_set():
-                    return
+                handled = self._handle_all(entries, stop)
                 try:
-                    self._handle(as_text(entry_id), fields or {})
-                except Exception:  # the reader must outlive any bad entry or listener
-                    logger.exception("sync reader: entry %s failed", as_text(entry_id))
-                self.last_id = as_text(entry_id)
+                    reader.done(handled)
+                except Exception as exc:  # noqa: BLE001 - unacknowledged entries come again
+                    self.state.failed(exc)
+                    reader = _closed(reader)
+        finally:
+            if reader is not None:
+                _closed(reader)
+
+    def _handle_all(self, entries: list[Entry], stop: threading.Event) -> list[Entry]:
+        handled = []
+        for entry in entries:
+            if stop.is_set():
+                break
+            try:
+                self._handle(entry)
+            except Exception:  # the reader must outlive any bad entry or listener
+                logger.exception("sync reader: entry %s failed", entry.id)
+            self.last_id = entry.id
+            handled.append(entry)
+        return handled
+
+
+def _closed(link: Reader) -> None:
+    try:
+        link.close()
+    except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; it is dropped anyway
+        logger.debug("closing a sync reader failed: %s", exc)
