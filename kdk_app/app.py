@@ -15,13 +15,13 @@ from flask import Flask
 from .auth import configure_authentication
 from .channels import Channels
 from .config import deep_merge, load_config
+from .connection_urls import check_connection_urls
 from .core import Application
 from .database import DEFAULT_HEARTBEAT_FREQUENCY_MS, DEFAULT_MAX_POOL_SIZE, DEFAULT_TIMEOUT_MS, MongoProvider
 from .distributed import configure_distribution
 from .gateway import configure_gateway
 from .health import register_healthcheck
 from .redis_client import RedisTimeouts, redis_answers
-from .redis_connect import validate_redis_url
 from .services.factory import build_services
 from .sync import configure_sync
 from .testing import client_options_hook
@@ -60,8 +60,7 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
     """The Flask app for ``config`` (default: :func:`load_config`), with ``overrides`` on top."""
     settings = deep_merge(dict(config) if config is not None else load_config(), overrides)
     cors = CorsPolicy.from_settings(settings)  # first: a contradictory `cors` refuses to start
-    if (settings.get("redis") or {}).get("url"):  # a bad URL stops here, not later in a thread
-        validate_redis_url(settings["redis"]["url"])
+    check_connection_urls(settings)  # a bad URL stops here, not later in a thread
     kdk = Application(settings)
     kdk.rest_params_builders = []  # type: ignore[attr-defined]
 

@@ -41,10 +41,17 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def show_config(args: argparse.Namespace) -> int:
+    """Print the merged configuration; exit 2 when a connection URL in it is unusable."""
     from .config import load_config
+    from .connection_urls import check_connection_urls
 
     config = {k: v for k, v in load_config().items() if not callable(v)}
     sys.stdout.write(json.dumps(_masked(config), indent=2, default=repr) + "\n")
+    try:
+        check_connection_urls(config)
+    except ValueError as exc:
+        sys.stderr.write(f"kdk config: {exc}\n")
+        return 2
     return 0
 
 

@@ -2,10 +2,12 @@
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import uuid
 
+import pytest
 import requests
 from bson import ObjectId
 
@@ -101,3 +103,20 @@ def test_gunicorn_serves_the_app_on_port_with_gevent_workers(app_server_factory)
     created = requests.post(server.url + "/messages", json={"text": "g"}, timeout=5)
     assert created.status_code == 201
     assert requests.get(server.url + "/messages", timeout=5).json()["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "setting"),
+    [
+        ("REDIS_URL", "redis+sentinel://127.0.0.1:26379/0", "redis.url"),
+        ("KDK_SYNC__URL", "kafka://127.0.0.1:9092", "sync.url"),
+    ],
+)
+def test_kdk_config_refuses_an_unusable_connection_url_with_a_clear_message(variable, url, setting):
+    env = {**os.environ, variable: url}
+    done = subprocess.run(
+        [sys.executable, "-m", "kdk_app", "config"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert f"kdk config: {setting}: invalid" in done.stderr
+    assert "expected redis://" in done.stderr

@@ -14,10 +14,15 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
+
+from pymongo.database import Database
 
 from ..core.application import Application, ServiceEvent
 from ..signing import Refused
 from .brokers import NEW_ONLY, BrokerOptions, Entry, open_broker
+from .drainer import Drainer
+from .durable import DurableStore
 from .envelope import EnvelopeError, envelope_from_dict, make_envelope, synced_context
 from .publisher import Publisher
 from .reader import StreamReader
@@ -62,6 +67,8 @@ class EventSync:
         backoff: tuple[float, float] = (0.1, 2.0),
         max_skew: float = 60.0,
         refusal_log_interval: float = 60.0,
+        durable: Callable[[], Database] | None = None,
+        orphan_after: float = 5.0,
     ) -> None:
         self.broker = open_broker(
             url,
@@ -91,12 +98,33 @@ class EventSync:
         self._refusals = RefusalLog(stream, refusal_log_interval)
         self._lock = threading.Lock()
         self._running = False
+        # With ``durable`` (a MongoDB database), events are saved before the call returns and
+        # survive this process; see durable.py.
+        self._store = (
+            DurableStore(
+                durable, self.instance_id, stream=stream, orphan_after=orphan_after, timeout=socket_timeout
+            )
+            if durable is not None
+            else None
+        )
         self._publisher = Publisher(
             self.broker.writer,
             self.stats,
             outbox_size=outbox_size,
             backoff=backoff,
             seal=self._signer.seal,
+            on_sent=self._store.forget if self._store is not None else None,
+        )
+        self._drainer = (
+            Drainer(
+                self._store,
+                self.broker.writer,
+                self._signer.seal,
+                self.stats,
+                interval=min(1.0, orphan_after / 4),
+            )
+            if self._store is not None
+            else None
         )
         self._reader = StreamReader(self.broker.reader, self._handle_entry, self.stats, backoff=backoff)
         # The blocking read must outlast its own block time before the socket gives up.
@@ -128,6 +156,8 @@ class EventSync:
             position = from_id or self._reader.last_id or self.start_id or NEW_ONLY
             self._publisher.start()
             self._reader.start(position)
+            if self._drainer is not None:
+                self._drainer.start()
             if self._sink not in self.app.event_sinks:
                 self.app.event_sinks.append(self._sink)
             self._running = True
@@ -144,7 +174,23 @@ class EventSync:
                 self.app.event_sinks.remove(self._sink)
             self._reader.stop(self._stop_timeout)
             self._publisher.stop(self._stop_timeout)
+            if self._drainer is not None:
+                self._drainer.stop(self._stop_timeout)
+                self._retire()
         logger.info("sync bus %s stopped at %s", self.instance_id, self.last_id)
+
+    def _retire(self) -> None:
+        if self._store is None or self._publisher.pending:
+            return  # unsent events stay saved: a live instance sends them once this one is stale
+        try:
+            self._store.retire()
+        except Exception as exc:  # noqa: BLE001 - then others find it stale, and nothing to send
+            logger.debug("sync: could not retire %s: %s", self.instance_id, exc)
+
+    @property
+    def durable(self) -> bool:
+        """Events are saved in MongoDB until the broker has them."""
+        return self._store is not None
 
     def is_connected(self) -> bool:
         """Cheap health flag: running, the reader's last command worked, the publisher's too."""
@@ -165,7 +211,11 @@ class EventSync:
             self.stats.bump("publish_failures")
             logger.exception("sync: cannot encode %s %s", event.path, event.event)
             return
-        self._publisher.submit(message)
+        token = None
+        if self._store is not None:
+            token = self._store.save(message)
+            self.stats.bump("saved" if token is not None else "unsaved")
+        self._publisher.submit(message, token)
 
     # --- receiving -----------------------------------------------------------------------
     def _handle_entry(self, entry: Entry) -> None:

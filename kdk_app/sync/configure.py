@@ -24,7 +24,9 @@ SYNC_OPTIONS: dict[str, type | tuple[type, ...]] = {
     "start_id": str,
     "max_skew": (int, float),
     "refusal_log_interval": (int, float),
+    "orphan_after": (int, float),
 }
+OUTBOXES = ("mongodb", "memory")
 
 
 def configure_sync(app: Application, settings: Mapping[str, Any], *, start: bool = True) -> EventSync | None:
@@ -45,6 +47,9 @@ def configure_sync(app: Application, settings: Mapping[str, Any], *, start: bool
         logger.info("sync bus disabled by settings")
         return None
     options.pop("secret", None)  # resolved below, with its fallbacks
+    outbox = options.pop("outbox", None) or "mongodb"
+    if outbox not in OUTBOXES:
+        raise ValueError(f"Setting sync.outbox must be one of {', '.join(OUTBOXES)}, not {outbox!r}")
     unknown = set(options) - set(SYNC_OPTIONS)
     if unknown:
         raise ValueError(f"Unknown sync settings: {', '.join(sorted(unknown))}")
@@ -53,7 +58,10 @@ def configure_sync(app: Application, settings: Mapping[str, Any], *, start: bool
         if value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
             raise ValueError(f"Setting sync.{key} has the wrong type: {value!r}")
     secret = resolve_sync_secret(settings)
-    sync = EventSync(app, url, secret=secret, **{k: v for k, v in options.items() if v is not None})
+    durable = app.get("mongodb") if outbox == "mongodb" else None
+    sync = EventSync(
+        app, url, secret=secret, durable=durable, **{k: v for k, v in options.items() if v is not None}
+    )
     app.on("teardown", lambda _app: sync.stop())
     if start:
         sync.start()

@@ -9,6 +9,11 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
+
+# One queued message: the encoded envelope, and what the publisher hands back once it is sent
+# (the durable outbox's document id, or None).
+Pending = tuple[bytes, Any]
 
 
 class Outbox:
@@ -16,13 +21,13 @@ class Outbox:
         if maxsize < 1:
             raise ValueError("outbox size must be at least 1")
         self.maxsize = maxsize
-        self._items: deque[bytes] = deque()
+        self._items: deque[Pending] = deque()
         self._ready = threading.Condition()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: bytes) -> int:
+    def put(self, item: Pending) -> int:
         """Append ``item``; return how many of the oldest items were dropped to make room."""
         with self._ready:
             self._items.append(item)
@@ -30,7 +35,7 @@ class Outbox:
             self._ready.notify()
         return dropped
 
-    def take(self, limit: int, timeout: float) -> list[bytes]:
+    def take(self, limit: int, timeout: float) -> list[Pending]:
         """Up to ``limit`` oldest items, waiting at most ``timeout`` s for the first one."""
         with self._ready:
             if not self._items:
@@ -38,7 +43,7 @@ class Outbox:
             count = min(limit, len(self._items))
             return [self._items.popleft() for _ in range(count)]
 
-    def restore(self, items: Iterable[bytes]) -> int:
+    def restore(self, items: Iterable[Pending]) -> int:
         """Put items that could not be sent back in front; return how many were dropped."""
         with self._ready:
             self._items.extendleft(reversed(list(items)))

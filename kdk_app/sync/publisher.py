@@ -9,7 +9,7 @@ from collections.abc import Callable
 from ..background import BackgroundThread, Backoff
 from .brokers import Writer
 from .link import LinkState
-from .outbox import Outbox
+from .outbox import Outbox, Pending
 from .stats import SyncStats
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,10 @@ class Publisher:
         batch_size: int = 100,
         backoff: tuple[float, float] = (0.1, 2.0),
         seal: Callable[[bytes], bytes],
+        on_sent: Callable[[list[object]], None] | None = None,
     ) -> None:
         self._seal = seal
+        self._on_sent = on_sent
         self.stats = stats
         self.batch_size = batch_size
         self.state = LinkState("publisher")
@@ -45,9 +47,10 @@ class Publisher:
     def pending(self) -> int:
         return len(self._outbox)
 
-    def submit(self, message: bytes) -> None:
-        """Queue one encoded envelope; never touches the network."""
-        dropped = self._outbox.put(message)
+    def submit(self, message: bytes, token: object = None) -> None:
+        """Queue one encoded envelope; never touches the network. ``token`` (not None) goes to
+        ``on_sent`` once the broker has the message."""
+        dropped = self._outbox.put((message, token))
         if dropped:
             self._count_overflow(dropped)
 
@@ -84,7 +87,7 @@ class Publisher:
             if writer is not None:
                 _closed(writer)
 
-    def _open(self, batch: list[bytes]) -> Writer | None:
+    def _open(self, batch: list[Pending]) -> Writer | None:
         try:
             return self._open_writer()
         except Exception as exc:  # noqa: BLE001 - whatever it is, keep the batch and retry
@@ -98,24 +101,33 @@ class Publisher:
         if len(self._outbox):
             logger.warning("sync publisher stopped with %d event(s) unsent", len(self._outbox))
 
-    def _send(self, writer: Writer, batch: list[bytes]) -> bool:
+    def _send(self, writer: Writer, batch: list[Pending]) -> bool:
         # Sealed now, at every attempt: the signed time is the write time (see signed.py).
         try:
-            results = writer.send([self._seal(message) for message in batch])
+            results = writer.send([self._seal(message) for message, _token in batch])
         except Exception as exc:  # noqa: BLE001 - whatever it is, keep the batch and retry
             # Mostly connection-level failures: some entries may have been written anyway;
             # they are sent again, and receivers drop the copies by envelope id.
             return self._failed(batch, exc)
         self._warn_trim_once(writer)
-        failed = [m for m, error in zip(batch, results, strict=True) if error is not None]
+        failed = [item for item, error in zip(batch, results, strict=True) if error is not None]
         self.stats.bump("published", len(batch) - len(failed))
+        self._sent([item for item, error in zip(batch, results, strict=True) if error is None])
         if failed:
             return self._failed(failed, next(e for e in results if e is not None))
         self.state.ok()
         self._overflow_logged = False
         return True
 
-    def _failed(self, batch: list[bytes], error: BaseException) -> bool:
+    def _sent(self, items: list[Pending]) -> None:
+        tokens = [token for _message, token in items if token is not None]
+        if tokens and self._on_sent is not None:
+            try:
+                self._on_sent(tokens)
+            except Exception:  # the publisher must outlive its callback
+                logger.exception("sync publisher: on_sent failed")
+
+    def _failed(self, batch: list[Pending], error: BaseException) -> bool:
         self.state.failed(error)
         self.stats.bump("publish_failures")
         dropped = self._outbox.restore(batch)

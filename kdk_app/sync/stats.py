@@ -17,6 +17,9 @@ class SyncStats:
     invalid: int = 0  # signed entries that are not valid envelopes (another version?)
     forged: int = 0  # entries refused: unsigned, bad signature, malformed, stale or replayed
     publish_failures: int = 0  # failed write attempts (batches), unserializable events
+    saved: int = 0  # envelopes written to the durable outbox (MongoDB) before the call returned
+    unsaved: int = 0  # envelopes the durable outbox could not take (kept in memory only)
+    recovered: int = 0  # envelopes sent on behalf of an owner that stopped (durable outbox)
     reconnects: int = 0  # times the reader got Redis back after losing it
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
