@@ -26,7 +26,7 @@ from .services.factory import build_services
 from .sync import configure_sync
 from .testing import client_options_hook
 from .transports.cors import CorsPolicy, install_cors
-from .transports.redis_queue import redis_emitter
+from .transports.queues import queue_emitter, queue_url
 from .transports.rest import register_rest
 from .transports.socketio import SocketTransport
 from .web import register_web
@@ -37,21 +37,21 @@ logger = logging.getLogger(__name__)
 def configure_realtime(
     flask_app: Flask, kdk: Application, settings: Mapping[str, Any], cors: CorsPolicy
 ) -> None:
-    """Channels always; the Socket.IO server when enabled, else a write-only emitter on Redis."""
+    """Channels always; the Socket.IO server when enabled, else a write-only emitter on its queue."""
     channels = Channels(kdk)
     kdk.channels = channels  # type: ignore[attr-defined]
     kdk.event_sinks.append(channels.publish)
     socket_settings = dict(settings.get("socketio") or {})
-    redis_url = (settings.get("redis") or {}).get("url")
+    url = queue_url(settings)
     if socket_settings.get("enabled", True):
         # The top-level `cors` setting decides for Socket.IO too (origin check on handshake/upgrade).
         socket_settings["cors_allowed_origins"] = cors.engineio_origins()
         socket_settings["cors_credentials"] = cors.credentials
         transport = SocketTransport(flask_app, kdk, channels, socket_settings)
         flask_app.extensions["kdk_socketio"] = transport
-    elif redis_url:
+    elif url:
         channel = socket_settings.get("channel", "kdk-socketio")
-        channels.emit = redis_emitter(redis_url, channel, RedisTimeouts.from_settings(settings))
+        channels.emit = queue_emitter(url, channel, RedisTimeouts.from_settings(settings))
     for configure in settings.get("channels") or ():
         configure(kdk, channels)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from .redis_connect import validate_redis_url
 from .sync.brokers import broker_kind
+from .transports.queues import is_amqp
 
 
 def _section(settings: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -15,11 +16,18 @@ def _section(settings: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _check_queue_url(url: str) -> None:
+    if not is_amqp(url):
+        validate_redis_url(url)
+
+
 def check_connection_urls(settings: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` naming the setting when ``redis.url`` or ``sync.url`` is unusable."""
+    """Raise ``ValueError`` naming the setting when ``redis.url``, ``sync.url`` or
+    ``socketio.queue_url`` is unusable."""
     checks = (
         ("redis.url", _section(settings, "redis").get("url"), validate_redis_url),
         ("sync.url", _section(settings, "sync").get("url"), broker_kind),
+        ("socketio.queue_url", _section(settings, "socketio").get("queue_url"), _check_queue_url),
     )
     for name, url, check in checks:
         if url:

@@ -70,6 +70,7 @@ class EventSync:
         durable: Callable[[], Database] | None = None,
         orphan_after: float = 5.0,
     ) -> None:
+        self.instance_id = instance_id or default_instance_id()
         self.broker = open_broker(
             url,
             BrokerOptions(
@@ -78,6 +79,7 @@ class EventSync:
                 block_ms=block_ms,
                 retention_ms=retention_ms,
                 maxlen=maxlen,
+                instance_id=self.instance_id,
             ),
         )
         if start_id is not None:
@@ -85,7 +87,6 @@ class EventSync:
         self.app = app
         self.url = url
         self.stream = stream
-        self.instance_id = instance_id or default_instance_id()
         self.start_id = start_id
         self.stats = SyncStats()
         self._recent = RecentIds(dedupe_size)

@@ -23,8 +23,7 @@ from ..redis_client import RedisTimeouts
 from . import websocket_writes
 from .answer_size import DEFAULT_MAX_ANSWER_SIZE, bounded_packet_class
 from .packets import MALFORMED, MALFORMED_AUTH, FeathersPacket
-from .redis_queue import ResilientRedisManager
-from .rooms import LocalManager
+from .queues import message_queue
 from .wsgi import environ_headers
 
 logger = logging.getLogger(__name__)
@@ -61,10 +60,10 @@ class SocketTransport:
         self.channels = channels
         self.connections: dict[str, dict[str, Any]] = {}
         self.connect_handlers: list[ConnectHandler] = []
-        redis_url = (kdk.get("redis") or {}).get("url")
+        url = settings.get("queue_url") or (kdk.get("redis") or {}).get("url")
         channel = settings.get("channel", "kdk-socketio")
         timeouts = RedisTimeouts.from_settings({"redis": kdk.get("redis") or {}})
-        queue = ResilientRedisManager(redis_url, channel, timeouts=timeouts) if redis_url else LocalManager()
+        queue = message_queue(url, channel, timeouts)
         websocket_writes.apply()  # simple-websocket may cut large frames short under gevent
         self.socketio = SocketIO(
             flask_app,

@@ -20,6 +20,7 @@ class BrokerOptions:
     block_ms: int
     retention_ms: int | None
     maxlen: int | None
+    instance_id: str = ""  # the bus's own id, for brokers that name something after it
 
 
 # "Only entries written from now on": the start position of a reader that has none yet.
