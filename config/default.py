@@ -37,7 +37,7 @@ redis = {
     "connect_timeout_ms": 250,  # bound of opening a Redis connection
 }
 healthcheck = {"timeout_ms": 1000}
-testing = {"client_options": False}  # the adapter-test shim of PROTOCOL §8.3; never in production
+testing = {"client_options": False}  # the adapter-test shim of docs/protocol.md §8.2; never in production
 
 
 class MessageSchema(Schema):

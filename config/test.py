@@ -1,4 +1,4 @@
-"""Test configuration: the services the Feathers adapter-test suite drives (PROTOCOL §8)."""
+"""Test configuration: the services the Feathers adapter-test suite drives (docs/protocol.md §8)."""
 
 testing = {"client_options": True}
 services = {

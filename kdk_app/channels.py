@@ -1,4 +1,4 @@
-"""Channels and publishers (PROTOCOL §6): which connections receive which service events.
+"""Channels and publishers (docs/protocol.md §6): which connections receive which service events.
 
 A channel is a Socket.IO room. A publisher maps an event to channels; the event is then
 emitted once to the union of their rooms through the message queue (Redis when configured),
@@ -62,7 +62,7 @@ class Channels:
                 self.leave_room(connection, name)
 
     def publisher_for(self, event: ServiceEvent) -> Callable[..., Any] | None:
-        """Service + event, then service, then app + event, then app (PROTOCOL §6)."""
+        """Service + event, then service, then app + event, then app (docs/protocol.md §6)."""
         service = self.app.services.get(event.path)
         candidates = [self.app.publishers.get(event.event), self.app.publishers.get("")]
         if service is not None:

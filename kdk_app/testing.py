@@ -1,4 +1,4 @@
-"""Test-mode hook for running the Feathers adapter tests through remote clients (PROTOCOL §8.3).
+"""Test-mode hook for running the Feathers adapter tests through remote clients (docs/protocol.md §8.2).
 
 The client shim sends ``query.$client`` as a JSON string carrying the service options the suite
 sets (``multi``, ``paginate``) and the params that clients never send (``paginate``,

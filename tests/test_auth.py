@@ -1,4 +1,4 @@
-"""Authentication and authorization against a real server: wire shapes (PROTOCOL §5), the attack
+"""Authentication and authorization against a real server: wire shapes (docs/protocol.md §5), the attack
 list (forged, expired and foreign tokens, query injection, field leaks, other users' records),
 sockets (login state, rooms, events, handshake tokens, expiry) and login throttling.
 

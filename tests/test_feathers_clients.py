@@ -3,7 +3,7 @@
 Runs the mocha suites in ``tests/js`` as subprocesses against the session's ``app_server``:
 
 * ``adapter.test.js``: ``@feathersjs/adapter-tests@5.0.50`` (every test enabled) through
-  ``@feathersjs/rest-client`` and through ``@feathersjs/socketio-client`` (PROTOCOL.md §8).
+  ``@feathersjs/rest-client`` and through ``@feathersjs/socketio-client`` (docs/protocol.md §8).
 * ``client-smoke.test.js``: CRUD, pagination and error classes on ``messages``.
 
 Needs ``node`` (>= 20.19) and ``npm`` on PATH; the ``js_deps`` fixture (conftest.py) installs the

@@ -1,4 +1,4 @@
-"""The qs-compatible query string parser (PROTOCOL.md §2.2)."""
+"""The qs-compatible query string parser (docs/protocol.md §2.2)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from kdk_app.transports.qs import QueryStringError, parse_query_string
 QS_MODULE = Path(__file__).parent / "js" / "node_modules" / "qs"
 
 
-# -- PROTOCOL.md §2.2: what the Feathers REST client sends ----------------------------------
+# -- docs/protocol.md §2.2: what the Feathers REST client sends ----------------------------------
 
 
 @pytest.mark.parametrize(

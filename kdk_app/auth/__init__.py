@@ -1,8 +1,9 @@
 """Authentication and authorization: the ``authentication`` service (local + jwt strategies,
-PROTOCOL §5), hooks (``authenticate``, ``authorize``, ``set_owner`` …), role permissions as
+docs/protocol.md §5), hooks (``authenticate``, ``authorize``, ``set_owner`` …), role permissions as
 MongoDB-style conditions, socket login state with expiry, and login throttling.
 
-Wired by ``configure_authentication(kdk, flask_app, settings)``; see README_SECTION.md.
+Wired by ``configure_authentication(kdk, flask_app, settings)``; see the README,
+"Authentication and permissions".
 """
 
 from .channels import owner_publisher, permission_publisher

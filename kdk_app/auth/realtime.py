@@ -1,4 +1,4 @@
-"""Authentication state of Socket.IO connections (PROTOCOL §5.4).
+"""Authentication state of Socket.IO connections (docs/protocol.md §5.4).
 
 * Login (``create authentication`` on the socket, or a token in the handshake) stores
   ``connection["user"]`` and ``connection["authentication"] = {strategy: "jwt", accessToken}``,

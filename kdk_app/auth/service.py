@@ -1,4 +1,4 @@
-"""The ``authentication`` service (PROTOCOL §5.2–5.4): local and jwt strategies, login, logout.
+"""The ``authentication`` service (docs/protocol.md §5.2–5.4): local and jwt strategies, login, logout.
 
 ``create({strategy, ...})`` authenticates and answers ``{accessToken, authentication, user}``
 (a new token for ``local``; the same token for ``jwt``). ``remove(null)`` re-verifies the

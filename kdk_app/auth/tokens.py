@@ -1,4 +1,4 @@
-"""Access tokens: Feathers-shaped JWTs (PROTOCOL §5.2), signed and checked with PyJWT.
+"""Access tokens: Feathers-shaped JWTs (docs/protocol.md §5.2), signed and checked with PyJWT.
 
 Header ``{"alg": "HS256", "typ": "access"}``; claims ``iat, exp, aud, iss, sub, jti`` in that
 order. Failures are 401 NotAuthenticated with the messages of the ``jsonwebtoken`` package

@@ -1,4 +1,4 @@
-"""Feathers error classes (PROTOCOL §3.4), JSON-serialisable in the wire shape of §3.3."""
+"""Feathers error classes (docs/protocol.md §3.4), JSON-serialisable in the wire shape of §3.3."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hook contexts and the hook chain (PROTOCOL §7).
+"""Hook contexts and the hook chain (docs/protocol.md §7).
 
 A call is a chain of middlewares ``(context, next)``. Around hooks are middlewares already;
 before, after and error hooks of one level are collected into a single middleware, as

@@ -1,4 +1,4 @@
-"""The database-adapter contract shared by MongoService and MemoryService (PROTOCOL §1.3–1.5).
+"""The database-adapter contract shared by MongoService and MemoryService (docs/protocol.md §1.3–1.4).
 
 Public methods (``find``, ``get`` …) validate data, check the multi rules and delegate to the
 raw ``_find``, ``_get`` … of a subclass. Raw methods never call public ones, so hooks run once.

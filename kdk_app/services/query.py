@@ -1,4 +1,4 @@
-"""Validation and normalisation of Feathers queries (PROTOCOL §2.1), shared by every adapter.
+"""Validation and normalisation of Feathers queries (docs/protocol.md §2.1), shared by every adapter.
 
 Only allow-listed filters and operators pass; everything else is a BadRequest, so a client can
 never smuggle a MongoDB operator (``$where``, ``$regex``, ``$expr`` …) into a query.
@@ -231,7 +231,7 @@ def _reject_operators(value: Any, depth: int) -> None:
 
 
 def effective_limit(limit: int | None, paginate: Any) -> int | None:
-    """Feathers' ``getLimit``: the default when no $limit, capped at max (PROTOCOL §1.4)."""
+    """Feathers' ``getLimit``: the default when no $limit, capped at max (docs/protocol.md §1.4)."""
     if paginate and (paginate.get("default") or paginate.get("max")):
         base = paginate.get("default") or 0
         lower = limit if limit is not None else base

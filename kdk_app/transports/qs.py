@@ -1,7 +1,7 @@
 """Parse URL query strings the way Node's ``qs.parse`` does (Express's "extended" parser).
 
 Feathers REST clients send queries with ``qs.stringify`` and Feathers servers read them with
-``qs.parse`` (PROTOCOL.md §2.2), so this module reproduces that mapping:
+``qs.parse`` (docs/protocol.md §2.2), so this module reproduces that mapping:
 
 - ``a[b][c]=1`` nests: ``{"a": {"b": {"c": "1"}}}``; ``$`` keys are ordinary keys.
 - ``a[]=x&a[]=y`` appends, a repeated key builds a list (``a=1&a=2`` -> ``["1", "2"]``), and

@@ -1,4 +1,4 @@
-"""REST transport: one Flask blueprint per service, with the verb table of PROTOCOL §3.1."""
+"""REST transport: one Flask blueprint per service, with the verb table of docs/protocol.md §3.1."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def error_response(error: BaseException) -> Response:
 
 
 def _js_falsy(value: Any) -> bool:
-    # JavaScript falsiness decides 204 (PROTOCOL §3.1); [] and {} are truthy there.
+    # JavaScript falsiness decides 204 (docs/protocol.md §3.1); [] and {} are truthy there.
     if value is None or value is False or value == "":
         return True
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
@@ -138,7 +138,7 @@ def service_blueprint(kdk: Application, service: Service, api_path: str) -> Blue
         return call_service(kdk, service, None, route)
 
     def item(__id: str, **route: str) -> Response:
-        if "/" in __id:  # /todos/1/x matches no service route (PROTOCOL §3.1)
+        if "/" in __id:  # /todos/1/x matches no service route (docs/protocol.md §3.1)
             raise errors.NotFound("Page not found", {"url": request.path})
         return call_service(kdk, service, __id, route)
 

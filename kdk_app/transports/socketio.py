@@ -1,4 +1,4 @@
-"""Socket.IO transport speaking the Feathers socket protocol (PROTOCOL §4).
+"""Socket.IO transport speaking the Feathers socket protocol (docs/protocol.md §4).
 
 Every ``emit(method, path, ...args, ack)`` becomes a service call with ``provider="socketio"``;
 the ack gets ``(None, result)`` or the error JSON. Handlers are registered on the

@@ -1,7 +1,7 @@
 'use strict'
 // @feathersjs/adapter-tests@5.0.50, every test enabled, run through an official Feathers
 // *client* (rest-client + fetch, or socketio-client + socket.io-client over websocket)
-// against a remote server. See PROTOCOL.md §8.
+// against a remote server. See docs/protocol.md §8.
 //
 //   cd tests/js
 //   SERVER_URL=http://127.0.0.1:3030 TRANSPORT=rest \
@@ -13,7 +13,7 @@
 //              idProp defaults to 'id'. The suite runs once per service.
 //   SERVER_URL, API_PATH, SOCKETIO_PATH: see lib/client.js
 //
-// The shim (PROTOCOL §8.3, client side). Clients only send `params.query`, so:
+// The shim (docs/protocol.md §8.2, client side). Clients only send `params.query`, so:
 //  - each service under test gets `id`, a plain `options = {multi: false, paginate: false}`
 //    object that the tests mutate, and an `events` list that includes 'testing';
 //  - one app-level before.all hook puts into `params.query.$client` the JSON *string*
