@@ -16,27 +16,18 @@ from typing import Any
 from . import errors
 from .hooks import NOT_SET, HookContext, HookRegistry, run_chain
 from .limits import InputLimits
+from .protocol import (  # noqa: F401 - re-exported: importers of these names predate protocol.py
+    CUSTOM_ARGUMENTS,
+    METHOD_ARGUMENTS,
+    METHOD_EVENTS,
+    PROTECTED_METHODS,
+    STANDARD_EVENTS,
+    STANDARD_METHODS,
+    check_arity,
+    check_method,
+)
 
 logger = logging.getLogger(__name__)
-
-STANDARD_METHODS = ("find", "get", "create", "update", "patch", "remove")
-METHOD_EVENTS = {"create": "created", "update": "updated", "patch": "patched", "remove": "removed"}
-STANDARD_EVENTS = tuple(METHOD_EVENTS.values())
-# Positional arguments of each standard method; custom methods take (data, params).
-METHOD_ARGUMENTS = {
-    "find": ("params",),
-    "get": ("id", "params"),
-    "create": ("data", "params"),
-    "update": ("id", "data", "params"),
-    "patch": ("id", "data", "params"),
-    "remove": ("id", "params"),
-}
-CUSTOM_ARGUMENTS = ("data", "params")
-# Names that can never be exposed as custom methods (Feathers' protectedMethods, in Python terms).
-PROTECTED_METHODS = frozenset(
-    {"all", "around", "before", "after", "error", "hooks", "setup", "teardown", "publish"}
-    | {"on", "off", "emit", "once", "call", "use", "service"}
-)
 
 Listener = Callable[[Any, Any], Any]
 
@@ -180,13 +171,11 @@ class Service(EventEmitter):
 
     def run(self, method: str, *args: Any) -> HookContext:
         """Like :meth:`call`, but return the whole context (transports need dispatch and http)."""
-        names = METHOD_ARGUMENTS.get(method, CUSTOM_ARGUMENTS)
-        if method not in STANDARD_METHODS and method not in self.methods:
-            raise errors.MethodNotAllowed(f"Method '{method}' not allowed on service '{self.path}'")
+        if method not in STANDARD_METHODS:
+            check_method(self.path, method, self.methods)
         if not callable(getattr(self.impl, method, None)):
             raise errors.MethodNotAllowed(f"Method '{method}' not allowed on service '{self.path}'")
-        if len(args) > len(names):
-            raise errors.BadRequest(f"Too many arguments for '{method}' method")
+        names = check_arity(method, args)
         values = dict(zip(names, args, strict=False))
         params = values.get("params")
         params = dict(params) if params else {}

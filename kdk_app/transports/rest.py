@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ..core import STANDARD_METHODS, Application, HookContext, Service, errors
+from ..core.protocol import arguments_of, rest_method
 from ..core.serialization import dumps
 from .qs import QueryStringError, parse_query_string
 from .wsgi import environ_headers
@@ -82,12 +83,7 @@ def resolve_method(service: Service, verb: str, id: Any) -> str:
                 raise errors.MethodNotAllowed(f"Method `{custom}` is not supported by this endpoint.")
             return custom
         return "create"
-    method = {
-        "GET": "get" if id is not None else "find",
-        "PUT": "update",
-        "PATCH": "patch",
-        "DELETE": "remove",
-    }[verb]
+    method = rest_method(verb, id is not None)
     if method not in service.methods:
         raise errors.MethodNotAllowed(f"Method `{method}` is not supported by this endpoint.")
     return method
@@ -108,14 +104,9 @@ def call_service(kdk: Application, service: Service, id: str | None, route: dict
     }
     for builder in getattr(kdk, "rest_params_builders", ()):
         builder(request, params)
-    if method == "find":
-        args: tuple[Any, ...] = (params,)
-    elif method in ("get", "remove"):
-        args = (id, params)
-    elif method in ("update", "patch"):
-        args = (id, read_body(), params)
-    else:  # create and custom methods take (data, params); an id in the URL is ignored
-        args = (read_body(), params)
+    # Arguments in protocol order; create and custom methods ignore an id in the URL.
+    values = {"id": id, "params": params}
+    args = [values[name] if name in values else read_body() for name in arguments_of(method)]
     context = service.run(method, *args)
     body = context.safe_result
     status, headers = status_for(context, body)

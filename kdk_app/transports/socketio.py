@@ -17,7 +17,8 @@ from flask_socketio import SocketIO
 from socketio.exceptions import ConnectionRefusedError
 
 from ..channels import Channels
-from ..core import METHOD_ARGUMENTS, Application, errors
+from ..core import Application, errors
+from ..core.protocol import check_arity, check_method, params_position
 from ..core.serialization import FeathersJSON
 from ..redis_client import RedisTimeouts
 from . import websocket_writes
@@ -29,7 +30,6 @@ from .wsgi import environ_headers
 logger = logging.getLogger(__name__)
 
 # Position of the query among the arguments of each method (after the path).
-QUERY_POSITION = {"find": 0, "get": 1, "remove": 1, "create": 1, "update": 2, "patch": 2}
 # Functions that may refuse or enrich a new connection: (connection, environ, auth) -> None.
 ConnectHandler = Callable[[dict[str, Any], dict[str, Any], Any], None]
 
@@ -140,12 +140,9 @@ class SocketTransport:
         if found is None:
             raise errors.NotFound(f"Service '{path.strip('/') or '/'}' not found")
         service, route = found
-        if method not in service.methods:
-            raise errors.MethodNotAllowed(f"Method '{method}' not allowed on service '{service.path}'")
-        names = METHOD_ARGUMENTS.get(method, ("data", "params"))
-        if len(args) > len(names):
-            raise errors.BadRequest(f"Too many arguments for '{method}' method")
-        position = QUERY_POSITION.get(method, 1)
+        check_method(service.path, method, service.methods)
+        names = check_arity(method, args)
+        position = params_position(method)  # the query travels where params go
         args += [None] * (len(names) - len(args))
         query = args[position]
         if query is None:
