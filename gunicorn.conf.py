@@ -28,6 +28,13 @@ control_socket = os.environ.get("KDK_GUNICORN_CONTROL_SOCKET") or "gunicorn.ctl"
 control_socket_disable = not os.environ.get("KDK_GUNICORN_CONTROL_SOCKET")
 
 
+def post_worker_init(worker):
+    # Background work (sync readers, registry heartbeats) runs in serving workers only.
+    from kdk_app.serving import start_serving
+
+    start_serving(worker.wsgi)
+
+
 def worker_exit(server, worker):
     # Stop background work (sync readers, registry heartbeats) and unregister cleanly.
     kdk = getattr(getattr(worker, "wsgi", None), "kdk", None)

@@ -23,6 +23,7 @@ from .gateway import configure_gateway
 from .health import register_healthcheck
 from .redis_client import RedisTimeouts, redis_answers
 from .services.factory import build_services
+from .serving import start_on_first_request
 from .sync import configure_sync
 from .testing import client_options_hook
 from .transports.cors import CorsPolicy, install_cors
@@ -103,4 +104,5 @@ def create_app(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fla
         checks.append(("isRedisRunning", lambda: redis_answers(redis_url, timeout_ms)))
     register_healthcheck(flask_app, checks)
     install_cors(flask_app, cors)  # outermost: preflights, and headers on every answer (errors too)
+    start_on_first_request(flask_app)  # background work: see serving.py
     return flask_app

@@ -14,6 +14,7 @@ from typing import Any
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .app import create_app
+from .serving import start_serving
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def run_server(config: dict[str, Any]) -> int:
         embedded, mongo["url"] = start_secantusdb(path)
     try:
         flask_app = create_app(config)
+        start_serving(flask_app)
         host, port = config.get("host", "0.0.0.0"), int(config.get("port", 8081))
         server = WSGIServer(
             listener(host, port), flask_app, handler_class=Handler, log=None, error_log=logger

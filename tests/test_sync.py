@@ -148,19 +148,21 @@ def test_configure_sync_reads_settings():
     sync = configure_sync(
         app,
         {"redis": {"url": "redis://127.0.0.1:1/0"}, "sync": {"stream": "s", "maxlen": 5}},
-        start=False,
     )
+    # Built, not started: background work starts with the app (in serving processes only).
     assert isinstance(sync, EventSync) and sync.stream == "s" and not sync.running
     with pytest.raises(ValueError, match="Unknown sync settings"):
-        configure_sync(app, {"redis": {"url": "redis://x"}, "sync": {"maxln": 5}}, start=False)
+        configure_sync(app, {"redis": {"url": "redis://x"}, "sync": {"maxln": 5}})
     with pytest.raises(ValueError, match="wrong type"):
-        configure_sync(app, {"redis": {"url": "redis://x"}, "sync": {"maxlen": "5"}}, start=False)
+        configure_sync(app, {"redis": {"url": "redis://x"}, "sync": {"maxlen": "5"}})
 
 
-def test_configured_bus_stops_with_the_app(redis_url, stream):
+def test_configured_bus_starts_and_stops_with_the_app(redis_url, stream):
     app = Application()
     sync = configure_sync(app, {"redis": {"url": redis_url}, "sync": {"stream": stream, "block_ms": 100}})
-    assert sync is not None and sync.running and len(app.event_sinks) == 1
+    assert sync is not None and not sync.running
+    app.start()
+    assert sync.running and len(app.event_sinks) == 1
     wait_until(sync.is_connected, what="bus connected")
     app.teardown()
     assert not sync.running and not sync.is_connected() and app.event_sinks == []

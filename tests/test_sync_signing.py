@@ -151,7 +151,7 @@ def test_sync_secret_comes_from_the_environment_then_distribution_then_jwt():
 def test_production_refuses_to_start_the_bus_without_a_secret(redis_url):
     settings = {"env": "production", "redis": {"url": redis_url}}
     with pytest.raises(RuntimeError, match="KDK_SYNC__SECRET"):
-        configure_sync(Application(), settings, start=False)
+        configure_sync(Application(), settings)
     # Disabled, it needs none.
     assert configure_sync(Application(), {**settings, "sync": {"enabled": False}}) is None
 
@@ -169,6 +169,8 @@ def test_development_instances_share_a_generated_secret_through_redis(redis_url,
         app.use("messages", MemoryService())
     apps[1].service("messages").on("created", lambda data, context: heard.append(data["text"]))
     buses = [configure_sync(app, settings) for app in apps]
+    for app in apps:
+        app.start()
     try:
         for bus in buses:
             assert wait_until(bus.is_connected)

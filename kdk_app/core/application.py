@@ -224,6 +224,8 @@ class Application(EventEmitter):
         self.event_sinks: list[Callable[[ServiceEvent], Any]] = []
         self._routes: list[tuple[re.Pattern[str], str]] = []
         self._is_setup = False
+        self._starters: list[Callable[[], Any]] = []
+        self.started = False
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.settings.get(key, default)
@@ -313,6 +315,24 @@ class Application(EventEmitter):
         setup = getattr(service.impl, "setup", None)
         if callable(setup):
             setup(self, service.path)
+
+    def on_start(self, starter: Callable[[], Any]) -> None:
+        """Run ``starter`` when this process starts serving (at once if it already has).
+
+        For background work (sync readers, registry heartbeats): building an app, for a CLI
+        command or a shell, never starts it; ``start()`` does, in serving processes only.
+        """
+        self._starters.append(starter)
+        if self.started:
+            starter()
+
+    def start(self) -> Application:
+        """Start the background work of every part, once (see :meth:`on_start`)."""
+        if not self.started:
+            self.started = True
+            for starter in list(self._starters):
+                starter()
+        return self
 
     def teardown(self) -> None:
         for service in list(self.services.values()):

@@ -17,9 +17,10 @@ logger = logging.getLogger(__name__)
 
 
 def configure_distribution(
-    flask_app: Flask, kdk: Application, settings: Mapping[str, Any], *, start: bool = True
+    flask_app: Flask, kdk: Application, settings: Mapping[str, Any]
 ) -> Distribution | None:
-    """The started distribution, or None when ``distribution`` or ``redis.url`` is not configured.
+    """The distribution, started by ``kdk.start()``; None when ``distribution`` or ``redis.url``
+    is not configured.
 
     Call after the real-time layer: remote events are emitted through ``kdk.channels``. The
     distribution stops (and withdraws its record) on ``kdk.teardown()``.
@@ -45,6 +46,5 @@ def configure_distribution(
     kdk.distribution = distribution  # type: ignore[attr-defined]
     flask_app.extensions["kdk_distribution"] = distribution
     kdk.on("teardown", lambda _app: distribution.stop())
-    if start:
-        distribution.start()
+    kdk.on_start(distribution.start)
     return distribution

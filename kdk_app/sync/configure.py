@@ -29,8 +29,8 @@ SYNC_OPTIONS: dict[str, type | tuple[type, ...]] = {
 OUTBOXES = ("mongodb", "memory")
 
 
-def configure_sync(app: Application, settings: Mapping[str, Any], *, start: bool = True) -> EventSync | None:
-    """The bus on ``sync.url``, else ``redis.url`` (started unless ``start=False``), or None.
+def configure_sync(app: Application, settings: Mapping[str, Any]) -> EventSync | None:
+    """The bus on ``sync.url``, else ``redis.url``, started by ``app.start()``; or None.
 
     None when neither URL is configured or ``settings["sync"]["enabled"]`` is false. The bus
     stops itself on ``app.teardown()``. Its signing secret: see :func:`resolve_sync_secret`.
@@ -63,6 +63,5 @@ def configure_sync(app: Application, settings: Mapping[str, Any], *, start: bool
         app, url, secret=secret, durable=durable, **{k: v for k, v in options.items() if v is not None}
     )
     app.on("teardown", lambda _app: sync.stop())
-    if start:
-        sync.start()
+    app.on_start(sync.start)
     return sync

@@ -1,0 +1,42 @@
+"""Starting a built app in a process that serves it.
+
+``create_app`` builds everything and starts nothing, so a CLI command, a shell or an import
+never joins the distribution's registry or reads the sync stream. A serving process starts the
+background work with :func:`start_serving`: gunicorn's ``post_worker_init`` hook and ``kdk serve``
+call it; under any other WSGI server the first request does (see :func:`start_on_first_request`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from .core import Application
+
+logger = logging.getLogger(__name__)
+
+
+def kdk_of(flask_app: Flask) -> Application:
+    kdk = flask_app.extensions.get("kdk")
+    if not isinstance(kdk, Application):
+        raise RuntimeError("not a kdk-app Flask app (no extensions['kdk'])")
+    return kdk
+
+
+def start_serving(flask_app: Flask) -> None:
+    """Start the background work of ``flask_app`` (once; later calls do nothing)."""
+    kdk = kdk_of(flask_app)
+    if not kdk.started:
+        logger.debug("starting background work")
+        kdk.start()
+
+
+def start_on_first_request(flask_app: Flask) -> None:
+    """Start serving at the first request, for WSGI servers that call no hook of ours."""
+    kdk = kdk_of(flask_app)
+
+    @flask_app.before_request
+    def _start_once() -> None:
+        if not kdk.started:
+            kdk.start()
