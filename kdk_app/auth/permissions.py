@@ -20,6 +20,9 @@ The setting ``permissions`` maps role -> service path -> method -> rule::
 * A **rule** is ``True``/``"*"`` (allowed on every record), ``False``/``None``/absent
   (denied), or a condition: a MongoDB-style query (``$in $nin $ne $lt $lte $gt $gte $or $and``)
   where a string ``"$user.<field>"`` stands for that field of the caller (``"$user._id"``).
+  Data is matched against it by ``core.matcher``, the matcher of MemoryService, with MongoDB's
+  semantics (a value inside an array matches, ``True`` is not ``1`` …), so a check on data
+  agrees with what the service then finds; an operator outside that set denies.
 * The most specific entry wins: service+method, service+``*``, ``*``+method, ``*``+``*``.
 * A condition scopes ``find`` and multi ``patch``/``remove`` (``$and`` with the caller's
   query), restricts ``get``/``update``/``patch``/``remove`` by id the same way (a record
@@ -30,18 +33,23 @@ The setting ``permissions`` maps role -> service path -> method -> rule::
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import Forbidden
+from ..core.matcher import InvalidQuery, has_path
+from ..core.matcher import matches as match_query
+
+try:  # bson ships with pymongo
+    from bson import ObjectId
+except ImportError:  # pragma: no cover - pymongo is a dependency of the package
+    ObjectId = None  # type: ignore[assignment,misc]
 
 PLACEHOLDER = "$user."
 READONLY_KEY = "$readonly"
 ANY = "*"
 LOGICAL = ("$and", "$or")
-_COMPARE = {"$lt": operator.lt, "$lte": operator.le, "$gt": operator.gt, "$gte": operator.ge}
 
 
 @dataclass(frozen=True)
@@ -191,59 +199,26 @@ def merge_query(condition: Mapping[str, Any], query: Mapping[str, Any] | None) -
     return {**filters, "$and": clauses} if clauses else filters
 
 
-def _plain(value: Any) -> Any:
-    if value is not None and not isinstance(value, (str, int, float, bool, list, dict)):
+def _ids_as_text(value: Any) -> Any:
+    """``value`` with every ObjectId as its hex string: ``"$user._id"`` resolves to the string the
+    services answer, so data and conditions are compared in that form."""
+    if ObjectId is not None and isinstance(value, ObjectId):
         return str(value)
+    if isinstance(value, Mapping):
+        return {key: _ids_as_text(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_ids_as_text(item) for item in value]
     return value
 
 
-def _get_path(record: Any, path: str) -> tuple[bool, Any]:
-    value = record
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return False, None
-        value = value[part]
-    return True, _plain(value)
-
-
-def _match_value(value: Any, expected: Any) -> bool:
-    if isinstance(expected, Mapping) and expected and all(str(k).startswith("$") for k in expected):
-        for op, operand in expected.items():
-            if op == "$in":
-                ok = any(value == _plain(item) for item in operand or ())
-            elif op == "$nin":
-                ok = all(value != _plain(item) for item in operand or ())
-            elif op == "$ne":
-                ok = value != _plain(operand)
-            elif op in _COMPARE:
-                try:
-                    ok = value is not None and _COMPARE[op](value, _plain(operand))
-                except TypeError:
-                    ok = False
-            else:
-                ok = False  # an operator we cannot evaluate never grants access
-            if not ok:
-                return False
-        return True
-    return value == _plain(expected)
-
-
 def matches(record: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:
-    """Whether ``record`` satisfies ``condition`` (a resolved MongoDB-style query)."""
-    for key, expected in condition.items():
-        if key == "$and":
-            if not all(matches(record, clause) for clause in expected):
-                return False
-        elif key == "$or":
-            if not any(matches(record, clause) for clause in expected):
-                return False
-        elif str(key).startswith("$"):
-            return False
-        else:
-            found, value = _get_path(record, key)
-            if not _match_value(value if found else None, expected):
-                return False
-    return True
+    """Whether ``record`` satisfies ``condition`` (a resolved MongoDB-style query), decided as
+    MemoryService and MongoDB decide (``core.matcher``); a condition it cannot evaluate (an
+    unsupported operator) never grants."""
+    try:
+        return match_query(_ids_as_text(record), _ids_as_text(condition))
+    except InvalidQuery:
+        return False
 
 
 def contradicts(data: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:
@@ -253,7 +228,6 @@ def contradicts(data: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:
             if any(contradicts(data, clause) for clause in expected):
                 return True
         elif not str(key).startswith("$"):
-            found, value = _get_path(data, key)
-            if found and not _match_value(value, expected):
+            if has_path(data, key) and not matches(data, {key: expected}):
                 return True
     return False

@@ -1,13 +1,17 @@
-"""An in-memory service with the same semantics as MongoService, for tests, examples and benchmarks."""
+"""An in-memory service with the same semantics as MongoService, for tests, examples and benchmarks.
+
+Queries are matched by ``core.matcher``, MongoDB's semantics for the Feathers query syntax.
+"""
 
 from __future__ import annotations
 
 import copy
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..core.matcher import filter_records, matches
 from .adapter import AdapterService
 from .query import Query
 
@@ -18,7 +22,7 @@ def _is_small_decimal(text: str) -> bool:
 
 
 def get_path(record: Mapping[str, Any], path: str) -> tuple[bool, Any]:
-    """The value at a dot path, and whether it exists."""
+    """The value at a dot path (an index into an array), and whether it exists: the sort key."""
     value: Any = record
     for part in path.split("."):
         if isinstance(value, Mapping) and part in value:
@@ -28,120 +32,6 @@ def get_path(record: Mapping[str, Any], path: str) -> tuple[bool, Any]:
         else:
             return False, None
     return True, value
-
-
-def _equals(stored: Any, wanted: Any) -> bool:
-    # MongoDB semantics: a scalar matches an array field that contains it.
-    if isinstance(stored, list) and not isinstance(wanted, list):
-        return any(_equals(item, wanted) for item in stored)
-    if isinstance(stored, bool) != isinstance(wanted, bool):
-        return False
-    return stored == wanted
-
-
-def _compare(stored: Any, operator: str, operand: Any) -> bool:
-    if stored is None or operand is None or isinstance(stored, bool) != isinstance(operand, bool):
-        return False
-    try:
-        if operator == "$lt":
-            return stored < operand
-        if operator == "$lte":
-            return stored <= operand
-        if operator == "$gt":
-            return stored > operand
-        return stored >= operand
-    except TypeError:  # MongoDB never matches across type brackets
-        return False
-
-
-def _match_operators(exists: bool, stored: Any, operators: Mapping[str, Any]) -> bool:
-    for operator, operand in operators.items():
-        if operator == "$in":
-            if not any(_equals(stored, item) for item in operand):
-                return False
-        elif operator == "$nin":
-            if any(_equals(stored, item) for item in operand):
-                return False
-        elif operator == "$ne":
-            if _equals(stored, operand) or (operand is None and not exists):
-                return False
-        elif operator in ("$lt", "$lte", "$gt", "$gte"):
-            values = stored if isinstance(stored, list) else [stored]
-            if not any(_compare(v, operator, operand) for v in values):
-                return False
-        else:
-            raise ValueError(f"MemoryService does not implement {operator}")
-    return True
-
-
-Predicate = Callable[[Mapping[str, Any]], bool]
-
-
-def _getter(path: str) -> Callable[[Mapping[str, Any]], tuple[bool, Any]]:
-    if "." in path:
-        return lambda record: get_path(record, path)
-    missing = object()
-
-    def get(record: Mapping[str, Any]) -> tuple[bool, Any]:
-        value = record.get(path, missing)
-        return (False, None) if value is missing else (True, value)
-
-    return get
-
-
-def _field_predicate(key: str, condition: Any) -> Predicate:
-    get = _getter(key)
-    if isinstance(condition, Mapping) and any(str(k).startswith("$") for k in condition):
-        return lambda record: _match_operators(*get(record), condition)
-    if condition is None:  # MongoDB: null matches a missing field too
-
-        def is_null(record: Mapping[str, Any]) -> bool:
-            exists, stored = get(record)
-            return not exists or stored is None
-
-        return is_null
-
-    if "." not in key and type(condition) in (str, int, float):
-        missing = object()
-
-        def equals_scalar(record: Mapping[str, Any]) -> bool:
-            stored = record.get(key, missing)
-            if stored.__class__ is condition.__class__:
-                return stored == condition
-            return stored is not missing and _equals(stored, condition)
-
-        return equals_scalar
-
-    def equals(record: Mapping[str, Any]) -> bool:
-        exists, stored = get(record)
-        if not exists:
-            return False
-        if type(stored) is type(condition):
-            return stored == condition  # the common case, without the list and bool rules
-        return _equals(stored, condition)
-
-    return equals
-
-
-def compile_query(query: Mapping[str, Any]) -> Predicate:
-    """A predicate for ``query``, built once per call rather than re-read for every record."""
-    predicates: list[Predicate] = []
-    for key, condition in query.items():
-        if key == "$or":
-            clauses = [compile_query(clause) for clause in condition]
-            predicates.append(lambda record, c=clauses: any(p(record) for p in c))
-        elif key == "$and":
-            clauses = [compile_query(clause) for clause in condition]
-            predicates.append(lambda record, c=clauses: all(p(record) for p in c))
-        else:
-            predicates.append(_field_predicate(key, condition))
-    if len(predicates) == 1:
-        return predicates[0]
-    return lambda record: all(p(record) for p in predicates)
-
-
-def matches(record: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
-    return compile_query(query)(record)
 
 
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
@@ -201,22 +91,7 @@ class MemoryService(AdapterService):
         return id
 
     def _matching(self, query: Query) -> list[dict[str, Any]]:
-        records = self.store.values()
-        if not query.query:
-            return list(records)
-        if len(query.query) == 1:
-            ((key, wanted),) = query.query.items()
-            if "." not in key and type(wanted) in (str, int, float):
-                # The most common query, one field equal to a scalar, without a call per record.
-                cls = wanted.__class__
-                return [
-                    r
-                    for r in records
-                    if ((v := r.get(key)).__class__ is cls and v == wanted)
-                    or (v is not None and v.__class__ is not cls and _equals(v, wanted))
-                ]
-        predicate = compile_query(query.query)
-        return [r for r in records if predicate(r)]
+        return filter_records(self.store.values(), query.query)
 
     def _find(self, params: dict[str, Any]) -> Any:
         paginate = self.paginate_options(params)
