@@ -37,6 +37,7 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     # Stop background work (sync readers, registry heartbeats) and unregister cleanly.
-    kdk = getattr(getattr(worker, "wsgi", None), "kdk", None)
+    extensions = getattr(getattr(worker, "wsgi", None), "extensions", None) or {}
+    kdk = extensions.get("kdk")
     if kdk is not None:
         kdk.teardown()

@@ -14,7 +14,7 @@ from typing import Any
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .app import create_app
-from .serving import start_serving
+from .serving import kdk_of, start_serving
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def run_server(config: dict[str, Any]) -> int:
         signal.signal(signal.SIGINT, stop)
         logger.info("kdk-app listening on http://%s:%s", host, port)
         server.serve_forever()
-        flask_app.kdk.teardown()
+        kdk_of(flask_app).teardown()
     finally:
         if embedded is not None:
             embedded.stop()

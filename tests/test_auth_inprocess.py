@@ -139,7 +139,7 @@ def flask_app(mongo_url, mongo_db):
         return {"sub": get_jwt_identity(), "user": dict(current_user)}
 
     yield app
-    app.kdk.teardown()
+    app.extensions["kdk"].teardown()
 
 
 def test_registration_can_be_switched_off_and_flask_jwt_views_accept_our_tokens(flask_app, mongo_db):
@@ -147,7 +147,7 @@ def test_registration_can_be_switched_off_and_flask_jwt_views_accept_our_tokens(
     refused = client.post("/users", json={"email": "x@example.com", "password": "long enough"})
     assert refused.status_code == 401 and refused.json["name"] == "NotAuthenticated"
 
-    users = flask_app.kdk.service("users")
+    users = flask_app.extensions["kdk"].service("users")
     admin = users.create({"email": "admin@example.com", "password": "admin password", "role": "admin"})
     assert "password" not in admin  # even internal callers never get the hash back
     credentials = {"strategy": "local", "email": "admin@example.com", "password": "admin password"}
@@ -172,9 +172,9 @@ def test_registration_can_be_switched_off_and_flask_jwt_views_accept_our_tokens(
 
 def test_authentication_events_are_never_published(flask_app):
     seen = []
-    flask_app.kdk.event_sinks.append(seen.append)
+    flask_app.extensions["kdk"].event_sinks.append(seen.append)
     email = f"{uuid.uuid4().hex[:8]}@example.com"
-    flask_app.kdk.service("users").create({"email": email, "password": "long enough"})
+    flask_app.extensions["kdk"].service("users").create({"email": email, "password": "long enough"})
     client = flask_app.test_client()
     client.post("/authentication", json={"strategy": "local", "email": "nobody@example.com", "password": "x"})
     assert [(e.path, e.event) for e in seen] == [("users", "created")]

@@ -48,7 +48,7 @@ def make_app(mongo_url, mongo_db) -> Iterator:
 
     yield make
     for app in apps:
-        app.kdk.teardown()
+        app.extensions["kdk"].teardown()
 
 
 def preflight(

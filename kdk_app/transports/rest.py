@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from ..core import STANDARD_METHODS, Application, HookContext, Service, errors
 from ..core.protocol import arguments_of, rest_method
@@ -138,11 +138,22 @@ def service_blueprint(kdk: Application, service: Service, api_path: str) -> Blue
     return blueprint
 
 
-def register_rest(flask_app: Flask, kdk: Application, api_path: str = "") -> None:
-    """Mount every service of ``kdk`` (now and later) and answer every error as Feathers JSON."""
+class NotAServicePath(NotFound):
+    """A URL under the API path that no service answers, in an app that is not only kdk's: the
+    host app's own 404 handling answers it."""
 
+
+def register_rest(flask_app: Flask, kdk: Application, api_path: str = "", *, all_errors: bool = True) -> None:
+    """Mount every service of ``kdk`` (now and later), its errors answered as Feathers JSON.
+
+    ``all_errors``: every error of the Flask app is answered as Feathers JSON (an app that is only
+    kdk's, as ``create_app`` builds). Otherwise only kdk's routes are: a host app's own views and
+    unknown URLs keep the host's error pages.
+    """
     for service in list(kdk.services.values()):
-        flask_app.register_blueprint(service_blueprint(kdk, service, api_path))
+        blueprint = service_blueprint(kdk, service, api_path)
+        register_error_handlers(blueprint)  # handlers of the blueprint win over the host app's
+        flask_app.register_blueprint(blueprint)
 
     # Services registered after start (remote services of other instances) have no blueprint:
     # Flask cannot add routes once serving, so one catch-all resolves them by path.
@@ -153,22 +164,40 @@ def register_rest(flask_app: Flask, kdk: Application, api_path: str = "") -> Non
         parent, _, id = rest.rstrip("/").rpartition("/")
         found = kdk.lookup(parent) if parent else None
         if found is None:
+            if not all_errors:
+                raise NotAServicePath()
             raise errors.NotFound("Page not found", {"url": request.path})
         return call_service(kdk, found[0], id, found[1])
 
     flask_app.add_url_rule(
         f"{api_path.rstrip('/')}/<path:rest>", "rest_dynamic", dynamic, methods=HTTP_METHODS
     )
-    register_error_handlers(flask_app)
+    register_error_handlers(flask_app, None if all_errors else _is_kdk_request)
 
 
-def register_error_handlers(flask_app: Flask) -> None:
-    @flask_app.errorhandler(errors.FeathersError)
+def _is_kdk_request() -> bool:
+    endpoint = request.endpoint or ""
+    return endpoint.startswith(("rest_", "kdk_")) or endpoint in KDK_ENDPOINTS
+
+
+# Endpoints of kdk's own routes outside the service blueprints.
+KDK_ENDPOINTS = frozenset({"healthcheck", "web_index"})
+
+
+def register_error_handlers(target: Flask | Blueprint, only: Callable[[], bool] | None = None) -> None:
+    """Feathers JSON for every error of ``target`` (when ``only`` is given, of its requests only)."""
+
+    def ours(error: Exception) -> bool:
+        return (only is None or only()) and not isinstance(error, NotAServicePath)
+
+    @target.errorhandler(errors.FeathersError)
     def feathers_error(error: errors.FeathersError) -> Response:
         return error_response(error)
 
-    @flask_app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
+    @target.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response | HTTPException:
+        if not ours(error):
+            return error  # the host app's page (werkzeug's, unless it has its own)
         code = error.code or 500
         if code == 404:
             return error_response(errors.NotFound("Page not found", {"url": request.path}))
@@ -179,6 +208,8 @@ def register_error_handlers(flask_app: Flask) -> None:
         cls = errors.ERRORS_BY_CODE.get(code, errors.GeneralError if code >= 500 else errors.BadRequest)
         return error_response(cls(error.description or error.name))
 
-    @flask_app.errorhandler(Exception)
+    @target.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
+        if not ours(error):
+            raise error  # the host app's own handling of its own views
         return error_response(error)
