@@ -21,7 +21,7 @@ def configure_realtime(
 ) -> None:
     """Channels always; the Socket.IO server when enabled, else a write-only emitter on its queue."""
     channels = Channels(kdk)
-    kdk.channels = channels  # type: ignore[attr-defined]
+    kdk.channels = channels
     kdk.event_sinks.append(channels.publish)
     socket_settings = dict(settings.get("socketio") or {})
     url = queue_url(settings)

@@ -19,7 +19,7 @@ def require_admin(kdk: Application, authorization: Any) -> Mapping[str, Any] | N
     401 NotAuthenticated without a valid token, 403 Forbidden for any other role. An app without
     authentication has no users and no admins: None, and the endpoint is open.
     """
-    service = getattr(kdk, "authentication", None)
+    service = kdk.authentication
     if service is None:
         return None
     token = token_from_header(authorization)

@@ -33,7 +33,7 @@ def permission_publisher(method: str = "get") -> Publisher:
     def publisher(data: Any, context: HookContext | None) -> list[str]:
         if context is None or not isinstance(data, Mapping):
             return []
-        auth = getattr(context.app, "authentication", None)
+        auth = context.app.authentication
         if auth is None:
             return []
         permissions = auth.permissions

@@ -142,14 +142,11 @@ def configure_authentication(
         ),
         client_address=ClientAddress(settings.get("trusted_proxies") or DEFAULT_TRUSTED_PROXIES),
     )
-    kdk.authentication = service  # type: ignore[attr-defined]
+    kdk.authentication = service
     kdk.use(auth_settings.get("path") or "authentication", service, methods=["create", "remove"])
-    builders = getattr(kdk, "rest_params_builders", None)
-    if builders is None:
-        builders = kdk.rest_params_builders = []  # type: ignore[attr-defined]
-    builders.append(rest_params_builder(service.client_address))
+    kdk.rest_params_providers.append(rest_params_builder(service.client_address))
     transport = flask_app.extensions.get("kdk_socketio") if flask_app is not None else None
-    channels = getattr(kdk, "channels", None)
+    channels = kdk.channels
     if transport is not None and channels is not None:
         service.sockets = SocketAuth(kdk, service, channels, transport, auth_settings)
         service.sockets.install()

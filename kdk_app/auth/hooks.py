@@ -31,7 +31,7 @@ DATA_METHODS = ("create", "update", "patch")
 
 
 def auth_service(context: HookContext) -> AuthenticationService:
-    service = getattr(context.app, "authentication", None)
+    service = context.app.authentication
     if service is None:
         raise GeneralError("Authentication is not configured")
     return service

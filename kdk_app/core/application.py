@@ -123,6 +123,11 @@ class Service(EventEmitter):
         self.publishers: dict[str, Callable[..., Any]] = {}
 
     # --- configuration -------------------------------------------------------------------
+    @property
+    def is_remote(self) -> bool:
+        """Served by another app through the distribution (its implementation says so)."""
+        return bool(getattr(self.impl, "remote", False))
+
     def hooks(self, spec: Any) -> Service:
         self.registry.register(spec)
         return self
@@ -226,6 +231,13 @@ class Application(EventEmitter):
         self._is_setup = False
         self._starters: list[Callable[[], Any]] = []
         self.started = False
+        # Slots the layers fill and read (declared here, never attached from outside). Typed
+        # loosely: the service layer imports none of the layers that fill them.
+        self.channels: Any = None  # kdk_app.channels.Channels, from the real-time layer
+        self.authentication: Any = None  # the authentication service, when configured
+        self.distribution: Any = None  # kdk_app.distributed.Distribution, when configured
+        # Called as provider(request, params) for every REST call, before the service call.
+        self.rest_params_providers: list[Callable[[Any, dict[str, Any]], None]] = []
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.settings.get(key, default)

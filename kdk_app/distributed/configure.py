@@ -31,7 +31,7 @@ def configure_distribution(
             logger.warning("distribution is configured but redis.url is not: distribution is off")
         return None
     distribution = Distribution(kdk, options)
-    channels = getattr(kdk, "channels", None)
+    channels = kdk.channels
     if channels is not None:
         transport = flask_app.extensions.get("kdk_socketio")
         local = None
@@ -43,7 +43,7 @@ def configure_distribution(
 
         channels.emit = distribution.delivery.wrap(channels.emit, local)
     register_routes(flask_app, distribution)
-    kdk.distribution = distribution  # type: ignore[attr-defined]
+    kdk.distribution = distribution
     flask_app.extensions["kdk_distribution"] = distribution
     kdk.on("teardown", lambda _app: distribution.stop())
     kdk.on_start(distribution.start)

@@ -241,7 +241,7 @@ class EventSync:
             self.stats.bump("dropped_duplicate")
             return
         service = self.app.services.get(envelope.path)
-        if service is None or getattr(service.impl, "remote", False):
+        if service is None or service.is_remote:
             # Remote services get their events from distribution, once; not a second time here.
             self.stats.bump("dropped_unknown_path")
             logger.debug("sync: no service at %r for %s", envelope.path, entry_id)

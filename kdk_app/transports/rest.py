@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # Functions that add to the params of each REST call (e.g. authentication from a header);
-# the app keeps them in ``kdk.rest_params_builders``.
+# the app keeps them in ``kdk.rest_params_providers``.
 ParamsBuilder = Callable[[Any, dict[str, Any]], None]
 
 
@@ -102,8 +102,8 @@ def call_service(kdk: Application, service: Service, id: str | None, route: dict
         "headers": environ_headers(request.environ),
         "route": route,
     }
-    for builder in getattr(kdk, "rest_params_builders", ()):
-        builder(request, params)
+    for provide in kdk.rest_params_providers:
+        provide(request, params)
     # Arguments in protocol order; create and custom methods ignore an id in the URL.
     values = {"id": id, "params": params}
     args = [values[name] if name in values else read_body() for name in arguments_of(method)]
