@@ -29,7 +29,6 @@ from .wsgi import environ_headers
 
 logger = logging.getLogger(__name__)
 
-# Position of the query among the arguments of each method (after the path).
 # Functions that may refuse or enrich a new connection: (connection, environ, auth) -> None.
 ConnectHandler = Callable[[dict[str, Any], dict[str, Any], Any], None]
 
