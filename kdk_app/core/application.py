@@ -57,7 +57,7 @@ class ServiceEvent:
         dispatch = getattr(context, "dispatch", NOT_SET)
         if dispatch is NOT_SET:
             return self.data
-        result = context.result
+        result = getattr(context, "result", None)
         if isinstance(result, list) and isinstance(dispatch, list):
             for index, record in enumerate(result):
                 if record is self.data and index < len(dispatch):
@@ -206,9 +206,12 @@ class Service(EventEmitter):
         return context
 
     def _emit_method_event(self, context: HookContext) -> None:
+        event = context.event
+        if event is None:
+            return
         results = context.result if isinstance(context.result, list) else [context.result]
         for record in results:
-            self.app.dispatch_event(ServiceEvent(self.path, context.event, record, context))
+            self.app.dispatch_event(ServiceEvent(self.path, event, record, context))
 
     def emit(self, event: str, data: Any, context: HookContext | None = None) -> None:
         """Emit an event of this service: local listeners, then publishers and sync."""

@@ -159,6 +159,8 @@ def convert(error: BaseException) -> FeathersError:
 
 def from_json(body: dict[str, Any]) -> FeathersError:
     """Rebuild an error from its wire shape (used by remote calls and clients)."""
-    cls = ERROR_CLASSES.get(str(body.get("name"))) or ERRORS_BY_CODE.get(body.get("code"), GeneralError)
+    code = body.get("code")
+    by_code = ERRORS_BY_CODE.get(code, GeneralError) if isinstance(code, int) else GeneralError
+    cls = ERROR_CLASSES.get(str(body.get("name"))) or by_code
     error = cls(body.get("message"), body.get("data"), errors=body.get("errors"))
     return error

@@ -136,7 +136,7 @@ def _compare_numbers(a: Any, b: Any) -> int:
     a_nan, b_nan = _is_nan(a), _is_nan(b)
     if a_nan or b_nan:  # NaN orders below every number and equal to NaN
         return 0 if a_nan and b_nan else (-1 if a_nan else 1)
-    return (a > b) - (a < b)
+    return int((a > b) - (a < b))
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -165,12 +165,12 @@ def _compare_same(a: Any, b: Any, bracket: int) -> int | None:
     if bracket == _NUMBER:
         return _compare_numbers(a, b)
     if bracket in (_STRING, _BOOL, _OBJECT_ID):
-        return (a > b) - (a < b)
+        return int((a > b) - (a < b))
     if bracket == _NULL:
         return 0
     if bracket == _DATE:
         a, b = _utc(a), _utc(b)
-        return (a > b) - (a < b)
+        return int((a > b) - (a < b))
     if bracket == _OBJECT:
         return _compare_pairs(list(a.items()), list(b.items()))
     if bracket == _ARRAY:
@@ -202,7 +202,7 @@ def equal(a: Any, b: Any) -> bool:
     """MongoDB equality of two values: ``1 == 1.0``, ``True != 1``, documents in field order."""
     kind = type(a)
     if kind is type(b) and (kind is str or kind is int):
-        return a == b
+        return bool(a == b)
     bracket = _bracket(a)
     return bracket == _bracket(b) and _compare_same(a, b, bracket) == 0
 
@@ -267,7 +267,7 @@ def _equals_test(operand: Any) -> ElementTest:
         def equals_number(value: Any) -> bool:
             cls = value.__class__
             if cls is int or cls is float:
-                return value == operand
+                return bool(value == operand)
             return equal(value, operand)
 
         return equals_number
@@ -421,10 +421,10 @@ def compile_query(query: Mapping[str, Any]) -> Predicate:
     for key, condition in query.items():
         if key == "$or":
             clauses = _clauses(key, condition)
-            predicates.append(lambda record, c=clauses: any(p(record) for p in c))
+            predicates.append(_any_of(clauses))
         elif key == "$and":
             clauses = _clauses(key, condition)
-            predicates.append(lambda record, c=clauses: all(p(record) for p in c))
+            predicates.append(_all_of(clauses))
         elif not isinstance(key, str) or key.startswith("$"):
             raise InvalidQuery(f"Unsupported query operator {key}")
         else:
@@ -464,3 +464,11 @@ def filter_records(records: Iterable[R], query: Mapping[str, Any]) -> list[R]:
             ]
     predicate = compile_query(query)
     return [r for r in records if predicate(r)]
+
+
+def _any_of(clauses: list[Predicate]) -> Predicate:
+    return lambda record: any(p(record) for p in clauses)
+
+
+def _all_of(clauses: list[Predicate]) -> Predicate:
+    return lambda record: all(p(record) for p in clauses)
