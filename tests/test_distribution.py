@@ -22,6 +22,7 @@ from pymongo import MongoClient
 from test_auth import mint, unique_email
 
 from kdk_app.distributed import Signer
+from kdk_app.distributed.names import Names
 
 SECRET = "distribution-test-secret"
 JWT_SECRET = "distribution-test-jwt-secret-" + "j" * 40
@@ -253,7 +254,8 @@ def test_forged_unsigned_stale_and_replayed_calls_are_refused_and_counted(
 ):
     key, db = names["key"], names["db"]
     a = app_server_factory(env=a_env(redis_url, key, db))
-    queue = f"kdk:dist:{key}:calls:messages"
+    partition = Names("kdk:dist", key)
+    queue = partition.calls("messages")
     client = redis.Redis.from_url(redis_url)
     signer = Signer(SECRET.encode(), key, max_skew=60)
     forger = Signer(b"not-the-secret", key, max_skew=60)
@@ -282,7 +284,7 @@ def test_forged_unsigned_stale_and_replayed_calls_are_refused_and_counted(
         client.rpush(queue, forger.seal("call", call("forged")))  # signed with another secret
         client.rpush(queue, stale)  # a valid signature, an hour old
         client.rpush(queue, genuine, genuine)  # the second copy is a replay
-        client.publish(f"kdk:dist:{key}:events", forger.seal("event", {"origin": "x"}))
+        client.publish(partition.events, forger.seal("event", {"origin": "x"}))
 
         def counters():
             return stats(a)["stats"]

@@ -39,7 +39,7 @@ RECOVERY_BOUND = 10.0  # s from the promotion to events and health back
     [
         "foo://x",
         "http://127.0.0.1:6379/0",
-        "redis+cluster://127.0.0.1:7000",
+        "redis+cluster://127.0.0.1:7000/1",  # a cluster has database 0 only
         "redis+sentinel://",
         "redis+sentinel://127.0.0.1:26379/0",  # no master name
         "redis+sentinel://127.0.0.1:x/0/mymaster",

@@ -1,8 +1,8 @@
 """Login and registration throttling: windowed counters per email and per client address.
 
 Every local login counts against its email (``max_attempts``) and its client address
-(``ip_max_attempts``) *before* the password is verified, in one atomic step, so parallel
-requests can never all pass a check made before the count. An attempt that takes a counter
+(``ip_max_attempts``) *before* the password is verified, each counter in one atomic step, so
+parallel requests can never all pass a check made before the count. An attempt that takes a counter
 over its limit is refused with 429 TooManyRequests without verifying anything, even with the
 right password, until the window that started at the first attempt ends. A successful login
 clears the email's counter and gives its own count back to the address, so the address limit
@@ -12,8 +12,13 @@ Every registration (an external ``create`` on the users service without a token)
 against its address (``register_max_attempts`` per ``register_window_seconds``), successful
 or not: each one costs an Argon2 hash and a 409 would tell whether an email exists.
 
-With ``redis.url`` the counters live in Redis (one MULTI/EXEC: ``SET NX EX`` starts the window,
-``INCR`` counts, ``TTL`` gives the retry delay), so the limits hold across workers and hosts.
+With ``redis.url`` the counters live in Redis, so the limits hold across workers and hosts. Each
+counter is one key, counted by one script (``SET NX EX`` starts the window, ``INCR`` counts,
+``TTL`` gives the retry delay), atomic on its own key. Two keys need no transaction between
+them: a request passes only if each of its counts is within its limit, and each key hands out
+its counts one by one. So no key needs a hash tag and, on a Redis Cluster, the counters spread
+over every master. Each script is a command of its own, never in a pipeline: a cluster pipeline
+sends a command again after a timeout, and the attempt would count twice.
 Without Redis they live in this process. When Redis is unreachable the throttle fails open:
 it logs a warning (at most once a minute) and counts in this process until Redis answers
 again, so an outage of Redis never locks users out, it only weakens the limit to one process.
@@ -36,6 +41,12 @@ logger = logging.getLogger(__name__)
 MESSAGE = "Too many failed login attempts, try again later"
 REGISTER_MESSAGE = "Too many registrations, try again later"
 WARN_EVERY = 60.0
+# Count one more on KEYS[1]: the window (ARGV[1] seconds) starts at the first attempt; INCR keeps
+# the TTL. Returns {count, seconds left}.
+HIT = (
+    "redis.call('set', KEYS[1], 0, 'EX', ARGV[1], 'NX') "
+    "return {redis.call('incr', KEYS[1]), redis.call('ttl', KEYS[1])}"
+)
 # Give one count back, never below zero, and only inside a live window (a missing key stays missing).
 REFUND = (
     "local n = tonumber(redis.call('get', KEYS[1]) or '0') "
@@ -96,34 +107,27 @@ class Counters:
             logger.warning("throttle: Redis unavailable (%s); counting in this process only", exc)
 
     def hit(self, keys: Sequence[str], window: int) -> list[tuple[int, float]]:
-        """Count one more on every key in one round trip: (count, seconds left) per key."""
+        """Count one more on every key: (count, seconds left) per key."""
         if self.redis is not None:
             try:
-                pipe = self.redis.pipeline(transaction=True)
-                for key in keys:
-                    pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first attempt
-                    pipe.incr(key)  # INCR keeps the TTL
-                    pipe.ttl(key)
-                replies = pipe.execute()
-                return [
-                    (int(replies[i + 1]), float(max(0, replies[i + 2]))) for i in range(0, len(replies), 3)
-                ]
+                # One script per key, atomic on it; no transaction across keys (see above). The
+                # first failure fails open for all of them: a hung Redis costs one bound.
+                replies = [self.redis.eval(HIT, 1, key, window) for key in keys]
+                return [(int(count), float(max(0, ttl))) for count, ttl in replies]
             except Exception as exc:  # redis errors, timeouts: fail open
                 self._fail_open(exc)
         return [self.local.hit(key, window) for key in keys]
 
     def settle(self, *, clear: Sequence[str] = (), refund: Sequence[str] = ()) -> None:
-        """Delete ``clear`` and give one count back to ``refund`` (one round trip)."""
+        """Delete ``clear`` and give one count back to ``refund`` (one command each, as in hit())."""
         if not clear and not refund:
             return
         if self.redis is not None:
             try:
-                pipe = self.redis.pipeline(transaction=True)
-                for key in clear:
-                    pipe.delete(key)
+                for key in clear:  # one key a command: keys of other slots on a cluster
+                    self.redis.delete(key)
                 for key in refund:
-                    pipe.eval(REFUND, 1, key)
-                pipe.execute()
+                    self.redis.eval(REFUND, 1, key)
             except Exception as exc:
                 self._fail_open(exc)
         for key in clear:

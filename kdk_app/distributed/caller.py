@@ -21,6 +21,7 @@ import redis
 
 from ..core import errors
 from ..core.serialization import to_jsonable
+from ..redis_connect import REDIS_ERRORS
 from .envelope import Message, Signer, now_ms
 from .liveness import Liveness
 from .names import Names
@@ -157,7 +158,7 @@ class Caller:
         except errors.FeathersError:
             self.stats.bump("calls_failed")
             raise
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             self.stats.bump("calls_failed")
             self.stats.bump("redis_errors")
             raise errors.Unavailable(f"The distribution bus is unavailable: {exc}") from None

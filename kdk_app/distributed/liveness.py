@@ -3,6 +3,11 @@
 Redis drops a subscription the moment the subscriber's connection closes, so a killed process
 stops counting at once, long before its registry record expires. Together with the record
 (which covers a host that vanished without closing its sockets) this is the liveness signal.
+
+On a Redis Cluster, PUBSUB NUMSUB counts the subscribers of one node only. Every listener of a
+partition subscribes on the node that serves the partition's hash tag (redis-py picks the node
+of the first channel), and both scripts run there too: ``SEND_IF_LIVE`` by its queue key,
+``ALIVE`` by the partition's ``route`` key. So the counts are exact there as well.
 """
 
 from __future__ import annotations
@@ -21,12 +26,20 @@ end
 if live > 0 then redis.call('RPUSH', KEYS[1], ARGV[#ARGV]) end
 return live
 """
+# Subscriber counts of the channels in ARGV; KEYS[1] only routes the script (see above).
+ALIVE = """
+local counts = {}
+for i = 1, #ARGV do counts[i] = redis.call('PUBSUB', 'NUMSUB', ARGV[i])[2] end
+return counts
+"""
 
 
 class Liveness:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, route: str) -> None:
         self.client = client
+        self.route = route  # a key of the partition's hash tag
         self._send_if_live = client.register_script(SEND_IF_LIVE)
+        self._alive = client.register_script(ALIVE)
 
     def send_if_live(self, queue: str, reply_channels: list[str], message: bytes) -> bool:
         if not reply_channels:
@@ -38,8 +51,5 @@ class Liveness:
         channels = list(reply_channels)
         if not channels:
             return set()
-        return {
-            (name.decode() if isinstance(name, bytes) else name)
-            for name, count in self.client.pubsub_numsub(*channels)
-            if count
-        }
+        counts = self._alive(keys=[self.route], args=channels)
+        return {name for name, count in zip(channels, counts, strict=True) if int(count)}

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 
 class Names:
-    """``<prefix>:<key>:...``; a path keeps its slashes, which Redis keys allow."""
+    """``{<prefix>:<key>}:...``; a path keeps its slashes, which Redis keys allow.
+
+    The braces are a hash tag: on a Redis Cluster every key and channel of a partition maps to
+    one slot, so the commands that use several together (MGET, BLPOP over the call queues and
+    the wake list, scripts) are allowed, and the listeners subscribe on the node where the
+    liveness scripts count them (:mod:`.liveness`). Outside a cluster the braces are just part
+    of the name.
+    """
 
     def __init__(self, prefix: str, key: str) -> None:
-        self.base = f"{prefix}:{key}"
+        self.base = f"{{{prefix}:{key}}}"
         self.instances = f"{self.base}:instances"  # SET of instance ids that wrote a record
         self.events = f"{self.base}:events"  # pub/sub: service events of every provider
         self.registry = f"{self.base}:registry"  # pub/sub: "records changed, read them again"

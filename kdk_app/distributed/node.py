@@ -17,7 +17,7 @@ import redis
 
 from ..background import BackgroundThread
 from ..core import Application, Service
-from ..redis_connect import redis_client
+from ..redis_connect import REDIS_ERRORS, redis_client
 from .caller import Caller
 from .delivery import Delivery
 from .envelope import Message, NonceCache, Refused, Signer
@@ -54,7 +54,7 @@ class Distribution:
         self.stats = DistributionStats()
         self.delivery = Delivery()
         self.client = self.request_client()
-        self.liveness = Liveness(self.client)
+        self.liveness = Liveness(self.client, self.names.instances)
         self.registry = Registry(self.client, self.names, self.signer, self.stats, settings.ttl)
         self._nonces = NonceCache(settings.max_skew * 2)
         self._providers: dict[str, list[str]] = {}
@@ -74,6 +74,7 @@ class Distribution:
             },
             self.stats,
             on_subscribed=self._wake.set,
+            route=self.names.instances,
         )
         self.caller = Caller(
             self.client,
@@ -196,7 +197,7 @@ class Distribution:
         if self._advertised:
             try:
                 self.registry.withdraw(self.instance)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 logger.warning("distribution: could not withdraw the record (it will expire): %s", exc)
             self._advertised = False
         self.responder.stop(5.0)

@@ -93,17 +93,17 @@ class Registry:
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self.names.record(record.instance), self.signer.seal("record", body), px=self.ttl_ms)
         pipe.sadd(self.names.instances, record.instance)
-        if body != self._last_written:
-            pipe.publish(self.names.registry, record.instance)
         pipe.execute()
+        if body != self._last_written:  # after the write: a reader told to look finds it
+            self.client.publish(self.names.registry, record.instance)  # no PUBLISH in cluster pipelines
         self._last_written = body
 
     def withdraw(self, instance: str) -> None:
         pipe = self.client.pipeline(transaction=False)
         pipe.delete(self.names.record(instance))
         pipe.srem(self.names.instances, instance)
-        pipe.publish(self.names.registry, instance)
         pipe.execute()
+        self.client.publish(self.names.registry, instance)
         self._last_written = None
 
     def read(self) -> dict[str, Record]:

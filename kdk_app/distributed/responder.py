@@ -17,6 +17,7 @@ import redis
 
 from ..background import BackgroundThread, Backoff
 from ..core import Application, errors
+from ..redis_connect import REDIS_ERRORS
 from .envelope import Message, Refused, Signer, now_ms
 from .identity import caller_identity
 from .names import Names
@@ -74,7 +75,7 @@ class Responder:
         wake = self.names.wake(self.instance)
         try:
             self.client.pipeline(transaction=False).rpush(wake, b"stop").pexpire(wake, 5000).execute()
-        except redis.RedisError:
+        except REDIS_ERRORS:
             pass
 
     def _run(self, stop: threading.Event) -> None:
@@ -110,6 +111,9 @@ class Responder:
     def _serve(self, raw: bytes) -> None:
         try:
             self.handle(raw)
+        except REDIS_ERRORS as exc:  # Redis went away mid-call: the caller retries, 503s or times out
+            self.stats.bump("redis_errors")
+            logger.warning("distribution: a call lost Redis while being served: %s", exc)
         except Exception:  # a bad call must never take the responder down
             logger.exception("distribution: serving a call failed")
         finally:

@@ -18,6 +18,7 @@ import redis
 
 from ..auth.realtime import USER_CHANGES, USERS_CHANGED
 from ..core import Application, ServiceEvent
+from ..redis_connect import REDIS_ERRORS
 from .envelope import NonceCache, Refused, Signer
 from .events import is_distributed
 from .names import Names
@@ -67,7 +68,7 @@ class UserNotices:
             # Sent at once (users change rarely): another app's sockets must not wait on a queue.
             self.client.publish(self.names.users, self.signer.seal(KIND, body))
             self.stats.bump("user_notices_sent")
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             self.stats.bump("redis_errors")
             logger.warning("distribution: cannot announce a change of users %s: %s", ids, exc)
 

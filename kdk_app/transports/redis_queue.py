@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from redis.cluster import RedisCluster
 from socketio import RedisManager
 
 from ..background import jittered
@@ -57,6 +58,7 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
         super().__init__(url, channel=channel, redis_options=options, **kwargs)
         self._publish_paused_until = 0.0
         self.dropped_publishes = 0
+        self._listen_client: Any = None
 
     # --- clients ---------------------------------------------------------------------------
     def _client(self, options: dict[str, Any]) -> Any:
@@ -87,7 +89,9 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
                 self._redis_connect()
             return self.redis.publish(self.channel, self.json.dumps(data))
         except Exception as exc:  # noqa: BLE001 - local delivery is done; never fail the request
-            self.connected = False
+            # A new client next time; but a cluster client re-learns the cluster by itself, and
+            # a new one would first wait on every node of the URL when none answers.
+            self.connected = isinstance(self.redis, RedisCluster)
             self.dropped_publishes += 1
             self._publish_paused_until = time.monotonic() + PUBLISH_COOLDOWN
             logger.warning(
@@ -101,9 +105,16 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
     def _subscribe(self) -> Any:
         options = {**self.redis_options, "socket_timeout": LISTEN_READ_TIMEOUT}
         client = self._client(options)
-        pubsub = client.pubsub()
-        pubsub.subscribe(self.channel)
+        try:
+            # On a Redis Cluster this connects (slots map) and subscribes on one node: PUBLISH
+            # reaches every node, so any one will do.
+            pubsub = client.pubsub()
+            pubsub.subscribe(self.channel)
+        except Exception:
+            _close(client)
+            raise
         self.pubsub = pubsub  # for code that looks; nothing in this class reads it back
+        self._listen_client = client  # closed with the pubsub: a cluster client has connections too
         return pubsub
 
     def _redis_listen_with_retries(self) -> Iterator[Any]:
@@ -123,6 +134,7 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
                 attempt += 1
             if pubsub is not None:
                 _close(pubsub)
+                _close(self._listen_client)
                 pubsub = None
             # Always wait before trying again, whatever ended the loop above.
             time.sleep(jittered(RECONNECT_DELAYS[min(max(attempt - 1, 0), len(RECONNECT_DELAYS) - 1)]))
@@ -152,11 +164,12 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
                 yield message["data"]
 
 
-def _close(pubsub: Any) -> None:
+def _close(link: Any) -> None:
+    """Close a pubsub or a client of the listener."""
     try:
-        pubsub.close()
+        link.close()
     except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; it is dropped anyway
-        logger.debug("closing the queue's pubsub failed: %s", exc)
+        logger.debug("closing the queue's Redis link failed: %s", exc)
 
 
 def redis_emitter(
