@@ -75,7 +75,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: bench/ is on sys.path, th
 from bench.common import child_environment, percentile  # noqa: E402
 from bench.fanout_client import raise_nofile_limit  # noqa: E402
 from kdk_app.embedded import ManagedProcess, free_port, start_redis, start_secantusdb  # noqa: E402
-from kdk_app.transports.redis_queue import redis_emitter  # noqa: E402
+from kdk_app.transports.queues import queue_emitter  # noqa: E402
 
 logger = logging.getLogger("bench.fanout")
 
@@ -507,7 +507,7 @@ class Bench:
         self.b_port = int(self.b_url.rsplit(":", 1)[1])
         self.receiver = Receiver(self.logdir)
         self.load = LoadGenerator(self.a_url, self.args.connections)
-        self.emit = redis_emitter(self.redis_url, SOCKETIO_CHANNEL)
+        self.emit = queue_emitter(self.redis_url, SOCKETIO_CHANNEL)
         self.cpu = CpuMeter(
             {
                 "A_worker": self.a_worker,

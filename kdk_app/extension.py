@@ -73,7 +73,7 @@ def _rest(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> No
 
 
 def _realtime(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> None:
-    configure_realtime(flask_app, kdk, settings, CorsPolicy.from_settings(settings))
+    configure_realtime(flask_app, kdk, settings, flask_app.extensions["kdk_cors_policy"])
 
 
 def _authentication(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> None:
@@ -111,7 +111,7 @@ def _health(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> 
 
 
 def _cors(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> None:
-    install_cors(flask_app, CorsPolicy.from_settings(settings))
+    install_cors(flask_app, flask_app.extensions["kdk_cors_policy"])
 
 
 # Middlewares wrap what is there when they are added: the gateway wraps the app (and the
@@ -154,13 +154,14 @@ class KDK:
     def init_app(self, flask_app: Flask, *, standalone: bool = False) -> Application:
         """Add kdk to ``flask_app``; ``standalone``: the app is kdk's alone (every error is JSON)."""
         settings = deep_merge(dict(self.config) if self.config is not None else load_config(), self.overrides)
-        CorsPolicy.from_settings(settings)  # first: a contradictory `cors` refuses to start
+        cors = CorsPolicy.from_settings(settings)  # first: a contradictory `cors` refuses to start
         check_connection_urls(settings)  # a bad URL stops here, not later in a thread
         kdk, mongo = build_application(settings)
-        flask_app.config.setdefault("MAX_CONTENT_LENGTH", int(settings.get("max_body_size", 1024 * 1024)))
-        if standalone:
+        # Flask's default is None (no limit): kdk's applies unless a host app set its own.
+        if standalone or flask_app.config.get("MAX_CONTENT_LENGTH") is None:
             flask_app.config["MAX_CONTENT_LENGTH"] = int(settings.get("max_body_size", 1024 * 1024))
         flask_app.extensions["kdk"] = kdk
+        flask_app.extensions["kdk_cors_policy"] = cors
         flask_app.extensions["kdk_mongo"] = mongo
         flask_app.extensions["kdk_standalone"] = standalone
         for part in self.parts:

@@ -88,3 +88,36 @@ def test_the_public_api_imports_from_the_package_and_loads_nothing_at_import():
         "assert set(k.__all__) == set(k._EXPORTS)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_host_app_gets_kdks_body_limit_unless_it_set_its_own(host):
+    assert host.config["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    too_big = host.test_client().post("/api/messages", json={"text": "x" * (2 * 1024 * 1024)})
+    assert too_big.status_code == 413 and too_big.json["name"] == "PayloadTooLarge"
+
+
+def test_without_a_socket_server_events_still_go_out_on_the_message_queue(mongo_url, redis_url):
+    import json
+
+    import redis
+
+    from kdk_app import create_app
+
+    channel = f"ext-{uuid.uuid4().hex[:8]}"
+    app = create_app(
+        mongo={"url": mongo_url, "database": f"ext_{uuid.uuid4().hex[:10]}"},
+        redis={"url": redis_url},
+        socketio={"enabled": False, "channel": channel},
+        sync={"enabled": False},
+    )
+    pubsub = redis.Redis.from_url(redis_url).pubsub()
+    pubsub.subscribe(channel)
+    try:
+        assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+        assert app.test_client().post("/messages", json={"text": "queued"}).status_code == 201
+        message = pubsub.get_message(timeout=5)
+        assert message is not None and b"queued" in message["data"]
+        assert json.loads(message["data"])["method"] == "emit"
+    finally:
+        pubsub.close()
+        app.extensions["kdk"].teardown()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from ..background import BackgroundThread, Backoff
 from .brokers import Writer
 from .durable import DurableStore
+from .link import close_quietly
 from .stats import SyncStats
 
 logger = logging.getLogger(__name__)
@@ -61,11 +62,12 @@ class Drainer:
                 except Exception as exc:  # noqa: BLE001 - MongoDB or the broker: try again later
                     self._failed(exc)
                     if writer is not None:
-                        writer = _closed(writer)
+                        close_quietly(writer, "drainer's writer")
+                        writer = None
                     delay = backoff.next()
         finally:
             if writer is not None:
-                _closed(writer)
+                close_quietly(writer, "drainer's writer")
 
     def _drain(self, origin: str, writer: Writer | None) -> Writer | None:
         if not self.store.claim(origin):
@@ -99,10 +101,3 @@ class Drainer:
         if self._failing:
             logger.info("sync drainer: back to normal")
         self._failing = False
-
-
-def _closed(link: Writer) -> None:
-    try:
-        link.close()
-    except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; it is dropped anyway
-        logger.debug("closing the drainer's writer failed: %s", exc)

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 logger = logging.getLogger(__name__)
+
+
+def close_quietly(link: Any, what: str) -> None:
+    """Close a broker link that may be dead already: it is dropped whatever closing does."""
+    try:
+        link.close()
+    except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail
+        logger.debug("closing the %s failed: %s", what, exc)
 
 
 class LinkState:

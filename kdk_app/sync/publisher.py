@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ..background import BackgroundThread, Backoff
 from .brokers import Writer
-from .link import LinkState
+from .link import LinkState, close_quietly
 from .outbox import Outbox, Pending
 from .stats import SyncStats
 
@@ -77,7 +77,8 @@ class Publisher:
                     backoff.reset()
                     continue
                 if writer is not None and self.state.up is False:
-                    writer = _closed(writer)  # reopened (reconnected) at the next attempt
+                    close_quietly(writer, "sync writer")  # reopened (reconnected) at the next attempt
+                    writer = None
                 stop.wait(backoff.next())
             if writer is not None or len(self._outbox):
                 writer = writer or self._open([])
@@ -85,7 +86,7 @@ class Publisher:
                     self._flush(writer)
         finally:
             if writer is not None:
-                _closed(writer)
+                close_quietly(writer, "sync writer")
 
     def _open(self, batch: list[Pending]) -> Writer | None:
         try:
@@ -149,10 +150,3 @@ class Publisher:
                 "sync outbox full (%d): dropping the oldest unsent events",
                 self._outbox.maxsize,
             )
-
-
-def _closed(link: Writer) -> None:
-    try:
-        link.close()
-    except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; it is dropped anyway
-        logger.debug("closing a sync writer failed: %s", exc)

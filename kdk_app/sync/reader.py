@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ..background import BackgroundThread, Backoff
 from .brokers import NEW_ONLY, Entry, Reader
-from .link import LinkState
+from .link import LinkState, close_quietly
 from .stats import SyncStats
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ class StreamReader:
                 except Exception as exc:  # noqa: BLE001 - any failure: reconnect, resume
                     self.state.failed(exc)
                     if reader is not None:
-                        reader = _closed(reader)
+                        close_quietly(reader, "sync reader")
+                        reader = None
                     stop.wait(backoff.next())
                     continue
                 backoff.reset()
@@ -73,10 +74,11 @@ class StreamReader:
                     reader.done(handled)
                 except Exception as exc:  # noqa: BLE001 - unacknowledged entries come again
                     self.state.failed(exc)
-                    reader = _closed(reader)
+                    close_quietly(reader, "sync reader")
+                    reader = None
         finally:
             if reader is not None:
-                _closed(reader)
+                close_quietly(reader, "sync reader")
 
     def _handle_all(self, entries: list[Entry], stop: threading.Event) -> list[Entry]:
         handled = []
@@ -90,10 +92,3 @@ class StreamReader:
             self.last_id = entry.id
             handled.append(entry)
         return handled
-
-
-def _closed(link: Reader) -> None:
-    try:
-        link.close()
-    except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; it is dropped anyway
-        logger.debug("closing a sync reader failed: %s", exc)

@@ -26,14 +26,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import kombu
 from socketio import KombuManager
 
 from ..background import jittered
-from ..core.serialization import FeathersJSON
 from ..redis_client import RedisTimeouts
 from .rooms import IndexedRooms
 
@@ -186,15 +185,3 @@ def _release(connection: kombu.Connection) -> None:
         connection.collect()  # frees the socket without a closing handshake a dead broker would stall
     except Exception as exc:  # noqa: BLE001 - it is dropped anyway
         logger.debug("releasing a queue connection failed: %s", exc)
-
-
-def kombu_emitter(
-    url: str, channel: str, timeouts: RedisTimeouts | None = None
-) -> Callable[[str, Any, list[str]], None]:
-    """Publish to socket clients through RabbitMQ from a process that runs no Socket.IO server."""
-    manager = ResilientKombuManager(url, channel, timeouts=timeouts, write_only=True, json=FeathersJSON)
-
-    def emit(event: str, payload: Any, rooms: list[str]) -> None:
-        manager.emit(event, payload, namespace="/", room=rooms)
-
-    return emit

@@ -8,8 +8,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.serialization import FeathersJSON
 from ..redis_client import RedisTimeouts
-from .redis_queue import ResilientRedisManager, redis_emitter
+from .redis_queue import ResilientRedisManager
 from .rooms import LocalManager
 
 AMQP_SCHEMES = ("amqp", "amqps")
@@ -27,21 +28,24 @@ def is_amqp(url: str) -> bool:
     return urlsplit(url).scheme in AMQP_SCHEMES
 
 
-def message_queue(url: str | None, channel: str, timeouts: RedisTimeouts) -> Any:
-    """The client manager of this process's Socket.IO server."""
-    if not url:
-        return LocalManager()
+def _queue_manager(url: str, channel: str, timeouts: RedisTimeouts, **options: Any) -> Any:
     if is_amqp(url):
         from .kombu_queue import ResilientKombuManager
 
-        return ResilientKombuManager(url, channel, timeouts=timeouts)
-    return ResilientRedisManager(url, channel, timeouts=timeouts)
+        return ResilientKombuManager(url, channel, timeouts=timeouts, **options)
+    return ResilientRedisManager(url, channel, timeouts=timeouts, **options)
 
 
-def queue_emitter(url: str, channel: str, timeouts: RedisTimeouts) -> Emitter:
+def message_queue(url: str | None, channel: str, timeouts: RedisTimeouts) -> Any:
+    """The client manager of this process's Socket.IO server."""
+    return _queue_manager(url, channel, timeouts) if url else LocalManager()
+
+
+def queue_emitter(url: str, channel: str, timeouts: RedisTimeouts | None = None) -> Emitter:
     """An emitter to socket clients for a process that runs no Socket.IO server."""
-    if is_amqp(url):
-        from .kombu_queue import kombu_emitter
+    manager = _queue_manager(url, channel, timeouts or RedisTimeouts(), write_only=True, json=FeathersJSON)
 
-        return kombu_emitter(url, channel, timeouts)
-    return redis_emitter(url, channel, timeouts)
+    def emit(event: str, payload: Any, rooms: list[str]) -> None:
+        manager.emit(event, payload, namespace="/", room=rooms)
+
+    return emit

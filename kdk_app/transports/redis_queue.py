@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from redis.cluster import RedisCluster
 from socketio import RedisManager
 
 from ..background import jittered
-from ..core.serialization import FeathersJSON
 from ..redis_client import RedisTimeouts
 from ..redis_connect import redis_client
 from .rooms import IndexedRooms
@@ -170,15 +169,3 @@ def _close(link: Any) -> None:
         link.close()
     except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; it is dropped anyway
         logger.debug("closing the queue's Redis link failed: %s", exc)
-
-
-def redis_emitter(
-    redis_url: str, channel: str, timeouts: RedisTimeouts | None = None
-) -> Callable[[str, Any, list[str]], None]:
-    """Publish to socket clients through Redis from a process that runs no Socket.IO server."""
-    manager = ResilientRedisManager(redis_url, channel, timeouts=timeouts, write_only=True, json=FeathersJSON)
-
-    def emit(event: str, payload: Any, rooms: list[str]) -> None:
-        manager.emit(event, payload, namespace="/", room=rooms)
-
-    return emit

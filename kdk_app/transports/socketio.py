@@ -24,7 +24,7 @@ from ..redis_client import RedisTimeouts
 from . import websocket_writes
 from .answer_size import DEFAULT_MAX_ANSWER_SIZE, bounded_packet_class
 from .packets import MALFORMED, MALFORMED_AUTH, FeathersPacket
-from .queues import message_queue
+from .queues import message_queue, queue_url
 from .wsgi import environ_headers
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class SocketTransport:
         self.channels = channels
         self.connections: dict[str, dict[str, Any]] = {}
         self.connect_handlers: list[ConnectHandler] = []
-        url = settings.get("queue_url") or (kdk.get("redis") or {}).get("url")
+        url = queue_url(kdk.settings)
         channel = settings.get("channel", "kdk-socketio")
         timeouts = RedisTimeouts.from_settings({"redis": kdk.get("redis") or {}})
         queue = message_queue(url, channel, timeouts)
