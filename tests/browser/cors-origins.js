@@ -1,5 +1,5 @@
 'use strict'
-// Headless Chromium on pages of other origins than the API (tests/test_cors.py): each scenario
+// Headless Chromium on pages of other origins than the API (tests/transports/test_cors.py): each scenario
 // opens its page, runs window.corsCheck (cors-page.js) against its API, and records the answers.
 // The Python test decides what must have passed or been blocked.
 //

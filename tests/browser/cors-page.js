@@ -1,5 +1,5 @@
 'use strict'
-// Runs in a page of another origin than the API (tests/test_cors.py serves it): calls the API
+// Runs in a page of another origin than the API (tests/transports/test_cors.py serves it): calls the API
 // with the official REST client (fetch) and Socket.IO client, and reports what got through.
 ;(function () {
   const TIMEOUT_MS = 5000

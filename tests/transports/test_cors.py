@@ -31,7 +31,7 @@ from kdk_app.config import load_config
 from kdk_app.transports.cors import CorsConfigurationError, CorsPolicy
 from kdk_app.web import PUBLIC_DIR
 
-BROWSER_DIR = Path(__file__).resolve().parent / "browser"
+BROWSER_DIR = Path(__file__).resolve().parents[1] / "browser"
 ELSEWHERE = "http://elsewhere.example"
 LISTED = "https://app.example.com"
 

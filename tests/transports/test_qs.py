@@ -14,7 +14,7 @@ import pytest
 from kdk_app.transports import qs
 from kdk_app.transports.qs import QueryStringError, parse_query_string
 
-QS_MODULE = Path(__file__).parent / "js" / "node_modules" / "qs"
+QS_MODULE = Path(__file__).parents[1] / "js" / "node_modules" / "qs"
 
 
 # -- docs/protocol.md §2.2: what the Feathers REST client sends ----------------------------------

@@ -32,7 +32,7 @@ from node import NODE, NPM, NPM_TIMEOUT, run, skip_or_fail, tail
 
 from kdk_app.web import CONTENT_SECURITY_POLICY, PUBLIC_DIR, STATIC_DIR, register_web
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 VENDOR_SCRIPT = STATIC_DIR / "vendor.py"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 APT_TIMEOUT = 900
