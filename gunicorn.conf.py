@@ -7,6 +7,11 @@ balancer (see the README, "Scaling out").
 
 import os
 
+from gunicorn.glogging import Logger
+
+from kdk_app.config import environment_overrides
+from kdk_app.logs import ACCESS_LOG_FORMAT, configure_logging, logging_config
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8081')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_class = "gevent"
@@ -19,9 +24,28 @@ keepalive = 5
 limit_request_line = 8190
 # Trust X-Forwarded-* from a local reverse proxy (nginx) only, unless told otherwise.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-accesslog = os.environ.get("KDK_ACCESS_LOG") or None
+accesslog = os.environ.get("KDK_ACCESS_LOG") or None  # "-": stdout, or a file path
 errorlog = "-"
 loglevel = os.environ.get("KDK_LOG_LEVEL", "info")
+# kdk's logging (kdk_app/logs.py) for gunicorn's own lines, its access lines and the app's, in
+# the master and, inherited, in each worker. Only the KDK_* variables are read here: the config
+# files import the app's modules, which must wait for the worker's gevent patches; each worker
+# applies the whole configuration once it has loaded the app (post_worker_init).
+access_log_format = ACCESS_LOG_FORMAT
+logconfig_dict = logging_config(environment_overrides(os.environ), access_log=accesslog)
+
+
+class _AccessLogWhenAsked(Logger):
+    """gunicorn writes access lines whenever logconfig_dict is set: build them (~25 µs a request)
+    only when KDK_ACCESS_LOG asks for them."""
+
+    def access(self, resp, req, environ, request_time):
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = _AccessLogWhenAsked
+
 # gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): several
 # servers on one machine would replace each other's. Off unless a path is given.
 control_socket = os.environ.get("KDK_GUNICORN_CONTROL_SOCKET") or "gunicorn.ctl"
@@ -30,8 +54,9 @@ control_socket_disable = not os.environ.get("KDK_GUNICORN_CONTROL_SOCKET")
 
 def post_worker_init(worker):
     # Background work (sync readers, registry heartbeats) runs in serving workers only.
-    from kdk_app.serving import start_serving
+    from kdk_app.serving import kdk_of, start_serving
 
+    configure_logging(kdk_of(worker.wsgi).settings, access_log=accesslog)
     start_serving(worker.wsgi)
 
 

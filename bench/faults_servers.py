@@ -114,7 +114,7 @@ def start_single_redis(workdir: Path) -> SingleRedis:
 
 @dataclass
 class SentinelRedis(RedisSetup):
-    """A master, one replica and three sentinels (as tests/test_redis_sentinel.py sets them up)."""
+    """A master, one replica and three sentinels, as tests/integration/test_redis_sentinel.py has."""
 
     master_port_at_start: int = 0
     replica_port: int = 0

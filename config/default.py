@@ -37,6 +37,9 @@ redis = {
     "connect_timeout_ms": 250,  # bound of opening a Redis connection
 }
 healthcheck = {"timeout_ms": 1000}
+# Lines of `kdk serve` and gunicorn (README "Logging"): "text" or "json" (KDK_LOG_FORMAT), the root
+# level (KDK_LOG_LEVEL) and levels per logger, e.g. {"kdk_app.sync": "DEBUG"}.
+logging = {"format": "text", "level": "INFO", "levels": {}}
 testing = {"client_options": False}  # the adapter-test shim of docs/protocol.md §8.2; never in production
 
 
@@ -71,7 +74,7 @@ cors = {
     "origins": "*",  # or exact origins: ["https://app.example.com", "http://localhost:5173"]
     "methods": ["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"],
     "headers": None,  # allowed request headers; None: those the preflight asks for
-    "expose_headers": ["Location"],  # response headers a page may read
+    "expose_headers": ["Location", "X-Request-Id"],  # response headers a page may read
     "credentials": False,  # True (cookies, TLS client certs) needs an explicit origins list
     "max_age": 600,  # s, how long a browser may cache a preflight answer
 }

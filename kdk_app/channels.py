@@ -3,6 +3,11 @@
 A channel is a Socket.IO room. A publisher maps an event to channels; the event is then
 emitted once to the union of their rooms through the message queue (Redis when configured),
 so every worker and host delivers it to its own members exactly once.
+
+Where emissions go is a list of :class:`ChannelEmitter` that layers append to (the Socket.IO
+server, or a write-only emitter on its queue; anything else that wants every emission). An
+event from another app is emitted to this process's clients only, or not at all: the
+:class:`~kdk_app.delivery.Delivery` mode that the distribution sets around it says which.
 """
 
 from __future__ import annotations
@@ -13,11 +18,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from .core import Application, ServiceEvent
+from .delivery import LOCAL, Delivery
 
 logger = logging.getLogger(__name__)
 
 # emit(event_name, payload, rooms) — the Socket.IO server, or a write-only emitter on Redis.
 Emitter = Callable[[str, Any, list[str]], None]
+
+
+@dataclass(frozen=True)
+class ChannelEmitter:
+    """One destination of emissions: to every process's clients, and to this process's own.
+
+    ``local`` is None where this process serves no clients (a write-only queue emitter).
+    """
+
+    everywhere: Emitter
+    local: Emitter | None = None
+
+
 # Join or leave one connection to or from a room on this worker.
 RoomAction = Callable[[dict[str, Any], str], None]
 
@@ -37,9 +56,10 @@ class Channel:
 class Channels:
     """The channel registry of one app: ``join``/``leave`` here, publish everywhere."""
 
-    def __init__(self, app: Application, emit: Emitter | None = None) -> None:
+    def __init__(self, app: Application) -> None:
         self.app = app
-        self.emit = emit
+        self.emitters: list[ChannelEmitter] = []
+        self.delivery = Delivery()
         self.enter_room: RoomAction | None = None
         self.leave_room: RoomAction | None = None
 
@@ -71,7 +91,7 @@ class Channels:
 
     def publish(self, event: ServiceEvent) -> None:
         """The event sink: run the publisher and emit to its channels. Synced events are skipped."""
-        if event.remote or self.emit is None:
+        if event.remote or not self.emitters:
             return
         publisher = self.publisher_for(event)
         if publisher is None:
@@ -87,6 +107,15 @@ class Channels:
         for ch in targets:
             if ch.has_data:
                 self.emit(name, ch.data, list(ch.names))
+
+    def emit(self, name: str, payload: Any, rooms: list[str]) -> None:
+        """To every emitter, as the delivery mode says (docs/architecture.md: events)."""
+        mode = self.delivery.mode()
+        for emitter in self.emitters:
+            if mode is None:
+                emitter.everywhere(name, payload, rooms)
+            elif mode == LOCAL and emitter.local is not None:
+                emitter.local(name, payload, rooms)
 
 
 def _flatten(value: Any) -> list[Channel]:

@@ -20,8 +20,11 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-# Variables that configure the loader itself, not the app.
-LOADER_VARIABLES = {"KDK_ENV", "KDK_CONFIG_DIR"}
+# Variables that configure the loader itself, or that gunicorn.conf.py alone reads (the access
+# log, the control socket): not app settings.
+LOADER_VARIABLES = {"KDK_ENV", "KDK_CONFIG_DIR", "KDK_ACCESS_LOG", "KDK_GUNICORN_CONTROL_SOCKET"}
+# Short names of nested keys (gunicorn.conf.py read KDK_LOG_LEVEL before `logging` existed).
+ENV_ALIASES = {"KDK_LOG_FORMAT": ["logging", "format"], "KDK_LOG_LEVEL": ["logging", "level"]}
 
 
 def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,7 +75,9 @@ def _set_path(config: dict[str, Any], path: list[str], value: Any) -> None:
 def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for name, raw in sorted(environ.items()):
-        if name.startswith("KDK_") and name not in LOADER_VARIABLES:
+        if name in ENV_ALIASES:
+            _set_path(overrides, ENV_ALIASES[name], raw)
+        elif name.startswith("KDK_") and name not in LOADER_VARIABLES:
             path = [part.lower() for part in name[4:].split("__") if part]
             if path:
                 _set_path(overrides, path, _parse_env_value(raw))

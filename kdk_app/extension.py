@@ -25,6 +25,7 @@ from .health import register_healthcheck
 from .parts import Part, ordered
 from .realtime import configure_realtime
 from .redis_client import redis_answers
+from .request_id import install_request_id
 from .services.factory import build_services
 from .serving import start_on_first_request
 from .sync import configure_sync
@@ -126,6 +127,8 @@ DEFAULT_PARTS = (
     Part("health", _health),
     Part("gateway", _gateway, after=("rest", "realtime", "authentication", "web", "distribution", "health")),
     Part("cors", _cors, after=("gateway",)),
+    # Outermost: every layer's log lines carry the request id, CORS answers return it too.
+    Part("request_id", install_request_id, after=("cors",)),
 )
 
 

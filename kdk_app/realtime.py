@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from .channels import Channels
+from .channels import ChannelEmitter, Channels
 from .core import Application
 from .redis_client import RedisTimeouts
 from .transports.cors import CorsPolicy
@@ -33,6 +33,8 @@ def configure_realtime(
         flask_app.extensions["kdk_socketio"] = transport
     elif url:
         channel = socket_settings.get("channel", "kdk-socketio")
-        channels.emit = queue_emitter(url, channel, RedisTimeouts.from_settings(settings))
+        channels.emitters.append(
+            ChannelEmitter(queue_emitter(url, channel, RedisTimeouts.from_settings(settings)))
+        )
     for configure in settings.get("channels") or ():
         configure(kdk, channels)

@@ -100,7 +100,9 @@ def shared_dev_secret(url: str, key: str) -> str | None:
             value = client.get(key)
         finally:
             client.close()
-        return value.decode() if value else None
+        if isinstance(value, bytes):  # always, without decode_responses
+            value = value.decode()
+        return value or None
     except REDIS_ERRORS as exc:
         logger.warning("could not share a development secret through Redis (%s): %s", key, exc)
         return None

@@ -57,7 +57,9 @@ class ClusterUnavailable(ConnectionError):
 class BoundedRedisCluster(RedisCluster):
     """A ``RedisCluster`` that connects at its first command; see the module docstring."""
 
-    ERRORS_ALLOW_RETRY = (ConnectionError, SlotNotCoveredError)  # not TimeoutError, ClusterDownError
+    # Not TimeoutError, ClusterDownError. (redis-py leaves the attribute unannotated, so mypy
+    # takes its own 4-tuple for its type.)
+    ERRORS_ALLOW_RETRY = (ConnectionError, SlotNotCoveredError)  # type: ignore[assignment]
 
     def __init__(self, **options: Any) -> None:
         # Only our own attributes here; RedisCluster.__init__ runs at the first command.
@@ -130,7 +132,9 @@ class BoundedRedisCluster(RedisCluster):
                 raise
             self._kdk_error = None
 
-        manager.initialize = initialize  # this client's own manager; redis-py calls it by name
+        # An instance attribute shadowing the method, on this client's own manager only;
+        # redis-py looks it up by name.
+        vars(manager)["initialize"] = initialize
 
     def _kdk_forget(self) -> None:
         """Drop what a failed RedisCluster.__init__ left behind, so that the next one starts clean."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pymongo
 import pytest
+from chromium import chromium  # noqa: F401 - a fixture, for every browser test
 from node import BROWSER_DIR, JS_DIR, MOCHA, NODE, NPM, NPM_TIMEOUT, npm_ci, skip_or_fail
 from pymongo.database import Database
 from servers import AppServerFactory, RedisServerFactory, RunningServer

@@ -54,15 +54,16 @@ def resolve_secret(settings: Mapping[str, Any]) -> str:
     return secrets.token_urlsafe(48)
 
 
-def rest_params_builder(addresses: ClientAddress) -> Callable[[Any, dict[str, Any]], None]:
-    """Every REST call: ``Authorization`` -> ``params["authentication"]`` (parse only, never
-    fails), and the client address for the throttles (behind trusted proxies too)."""
+def params_provider(addresses: ClientAddress) -> Callable[[Mapping[str, Any], dict[str, Any]], None]:
+    """Every REST call and socket handshake: ``Authorization`` -> ``params["authentication"]``
+    (parse only, never fails; a socket's token is then checked by its handshake), and the client
+    address for the throttles (behind trusted proxies too)."""
 
-    def build(request: Any, params: dict[str, Any]) -> None:
+    def build(environ: Mapping[str, Any], params: dict[str, Any]) -> None:
         token = token_from_header(params["headers"].get("authorization"))
         if token and "authentication" not in params:
             params["authentication"] = {"strategy": "jwt", "accessToken": token}
-        params["remote_addr"] = addresses.address(request.environ)
+        params["remote_addr"] = addresses.address(environ)
 
     return build
 
@@ -144,7 +145,7 @@ def configure_authentication(
     )
     kdk.authentication = service
     kdk.use(auth_settings.get("path") or "authentication", service, methods=["create", "remove"])
-    kdk.rest_params_providers.append(rest_params_builder(service.client_address))
+    kdk.params_providers.append(params_provider(service.client_address))
     transport = flask_app.extensions.get("kdk_socketio") if flask_app is not None else None
     channels = kdk.channels
     if transport is not None and channels is not None:

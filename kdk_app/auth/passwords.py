@@ -42,7 +42,7 @@ def _off_loop(fn: Callable[..., T], *args: Any) -> T:
     value, error = get_hub().threadpool.apply(_capture, (fn, args))
     if error is not None:
         raise error
-    return value  # type: ignore[return-value]
+    return value
 
 
 class Passwords:

@@ -93,8 +93,8 @@ class SocketAuth:
 
     # --- handshake -----------------------------------------------------------------------
     def handshake(self, connection: dict[str, Any], environ: Mapping[str, Any], auth: Any) -> None:
-        """A connect handler: remember the peer address; log in with a handshake token if any."""
-        connection["remote_addr"] = self.auth.client_address.address(environ)
+        """A connect handler: log in with a handshake token if any (the peer address and the
+        header's token are already in ``connection``, from the app's params providers)."""
         token = None
         if isinstance(auth, Mapping) and isinstance(auth.get("accessToken"), str):
             token = auth["accessToken"]
@@ -112,7 +112,8 @@ class SocketAuth:
 
     def on_connection(self, connection: dict[str, Any]) -> None:
         # After the app's own "connection" listeners (which join `anonymous`).
-        result = self._pending.pop(connection.get("sid"), None)
+        sid = connection.get("sid")
+        result = self._pending.pop(sid, None) if sid is not None else None
         if result is None:
             return
         self.login(connection, result)
@@ -169,7 +170,8 @@ class SocketAuth:
 
     def on_disconnect(self, connection: dict[str, Any]) -> None:
         sid = connection.get("sid")
-        self._pending.pop(sid, None)
+        if sid is not None:
+            self._pending.pop(sid, None)
         self.cancel_timer(sid)
 
     # --- expiry --------------------------------------------------------------------------

@@ -149,13 +149,11 @@ class AuthenticationService:
         # Counted before the hash is verified, so parallel guesses cannot all pass the limit.
         self.throttle.attempt(username, address)
         user = self._find_user(username)
-        stored = user.get(self.password_field) if user is not None else None
         if user is None:
-            self.passwords.burn(password)
-            ok = False
-        else:
-            ok = self.passwords.verify(stored, password) and bool(password)  # same cost either way
-        if not ok:
+            self.passwords.burn(password)  # the cost of a verify: no user is no faster
+            raise NotAuthenticated(INVALID_LOGIN)
+        stored = user.get(self.password_field)
+        if not (self.passwords.verify(stored, password) and bool(password)):
             raise NotAuthenticated(INVALID_LOGIN)
         self.throttle.success(username, address)
         self._rehash_if_needed(user, stored, password)

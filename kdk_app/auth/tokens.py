@@ -195,6 +195,8 @@ class TokenManager:
     def _expired_at(token: str) -> str | None:
         try:
             exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+            if exp is None:
+                return None
             return iso_datetime(dt.datetime.fromtimestamp(float(exp), dt.UTC))
         except Exception:
             return None

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from flask import Flask
@@ -17,6 +17,8 @@ from ..serving import kdk_of
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 EMBEDDED_DEFAULT_PATH = "./var/db"
 
 
@@ -24,7 +26,7 @@ def script_info() -> ScriptInfo:
     return click.get_current_context().ensure_object(ScriptInfo)
 
 
-def _build(build: Any, *args: Any) -> Flask:
+def _build(build: Callable[..., T], *args: Any) -> T:
     try:
         return build(*args)
     except (NoAppException, click.ClickException):

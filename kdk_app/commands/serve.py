@@ -26,10 +26,14 @@ def serve_command(host: str | None, port: int | None, reload: bool) -> None:
     if script_info().app_import_path:
         raise click.UsageError("kdk serve runs the configured kdk app; serve another WSGI app with gunicorn")
 
+    root_params = click.get_current_context().find_root().params
+
     def config() -> dict[str, Any]:
         from ..config import load_config
+        from ..logs import configure_logging
 
         settings = load_config()
+        configure_logging(settings, level=root_params.get("log_level"))  # --log-level wins
         if host:
             settings["host"] = host
         if port:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,9 @@ from .protocol import (  # noqa: F401 - re-exported: importers of these names pr
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[Any, Any], Any]
+# (service path, method, provider such as "rest", "socketio" or "server", outcome: "ok" or the
+# error's class name, seconds the call took)
+CallObserver = Callable[[str, str, str, str, float], None]
 
 
 def normalize_path(path: str) -> str:
@@ -200,7 +204,17 @@ class Service(EventEmitter):
             context.result = getattr(self.impl, method)(*call_args)
 
         chain = [*self.app.registry.middlewares(method), *self.registry.middlewares(method)]
-        run_chain(chain, context, invoke)
+        if not self.app.call_observers:
+            run_chain(chain, context, invoke)
+        else:
+            started, outcome = time.perf_counter(), "ok"
+            try:
+                run_chain(chain, context, invoke)
+            except BaseException as error:
+                outcome = type(error).__name__
+                raise
+            finally:
+                self.app.observe_call(self.path, method, params.get("provider"), outcome, started)
         if context.event:
             self._emit_method_event(context)
         return context
@@ -239,8 +253,11 @@ class Application(EventEmitter):
         self.channels: Any = None  # kdk_app.channels.Channels, from the real-time layer
         self.authentication: Any = None  # the authentication service, when configured
         self.distribution: Any = None  # kdk_app.distributed.Distribution, when configured
-        # Called as provider(request, params) for every REST call, before the service call.
-        self.rest_params_providers: list[Callable[[Any, dict[str, Any]], None]] = []
+        # Called as provider(environ, params) with the WSGI environ of every REST call, and of
+        # every socket handshake (into the connection, whose entries every call's params get).
+        self.params_providers: list[Callable[[Mapping[str, Any], dict[str, Any]], None]] = []
+        # Told of every service call once it ended (metrics): see CallObserver.
+        self.call_observers: list[CallObserver] = []
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.settings.get(key, default)
@@ -307,6 +324,15 @@ class Application(EventEmitter):
 
     def emit(self, event: str, *args: Any) -> None:
         self._emit_local(event, *args)
+
+    def observe_call(self, path: str, method: str, provider: Any, outcome: str, started: float) -> None:
+        """Tell each call observer; one that fails is logged, never the call's own error."""
+        seconds = time.perf_counter() - started
+        for observer in list(self.call_observers):
+            try:
+                observer(path, method, str(provider or "server"), outcome, seconds)
+            except Exception:
+                logger.exception("call observer failed for %s %s", path, method)
 
     def dispatch_event(self, event: ServiceEvent) -> None:
         """Local listeners first (at once, whatever the broker does), then every sink."""

@@ -17,11 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from ..core import errors
 from ..core.serialization import to_jsonable
-from ..redis_connect import REDIS_ERRORS
+from ..redis_connect import REDIS_ERRORS, AnyRedis
 from .envelope import Message, Signer, now_ms
 from .liveness import Liveness
 from .names import Names
@@ -71,7 +69,7 @@ def forwarded_authentication(authentication: Any) -> dict[str, Any] | None:
 class Caller:
     def __init__(
         self,
-        client: redis.Redis,
+        client: AnyRedis,
         liveness: Liveness,
         names: Names,
         signer: Signer,
@@ -200,7 +198,9 @@ class Caller:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if pending.taken_by is None:
-                    self.client.lrem(queue, 1, message)  # nobody will run it late
+                    # Nobody will run it late. (The ignores: redis-py types the value of
+                    # LREM and LPOS as str, though it sends bytes as they are.)
+                    self.client.lrem(queue, 1, message)  # type: ignore[arg-type]
                 self.stats.bump("timeouts")
                 raise errors.Timeout(f"Remote call {path}.{request['method']} timed out after {budget:g}s")
             if pending.done.wait(min(remaining, self.probe_interval)):
@@ -215,10 +215,10 @@ class Caller:
                 if not self.liveness.alive([self.names.reply(pending.taken_by)]):
                     raise ProviderLost(pending.taken_by)
                 continue
-            if self.client.lpos(queue, message) is not None:
+            if self.client.lpos(queue, message) is not None:  # type: ignore[arg-type]
                 unclaimed_since = None
                 channels = [self.names.reply(i) for i in self.providers(path)]
-                if not self.liveness.alive(channels) and self.client.lrem(queue, 1, message):
+                if not self.liveness.alive(channels) and self.client.lrem(queue, 1, message):  # type: ignore[arg-type]
                     self.stats.bump("unavailable")
                     raise errors.Unavailable(f"No live provider for service '{path}'")
                 continue

@@ -31,17 +31,6 @@ def configure_distribution(
             logger.warning("distribution is configured but redis.url is not: distribution is off")
         return None
     distribution = Distribution(kdk, options)
-    channels = kdk.channels
-    if channels is not None:
-        transport = flask_app.extensions.get("kdk_socketio")
-        local = None
-        if transport is not None:
-            server = transport.server
-
-            def local(name: str, payload: Any, rooms: list[str]) -> None:
-                server.emit(name, payload, to=rooms, namespace="/", ignore_queue=True)
-
-        channels.emit = distribution.delivery.wrap(channels.emit, local)
     register_routes(flask_app, distribution)
     kdk.distribution = distribution
     flask_app.extensions["kdk_distribution"] = distribution

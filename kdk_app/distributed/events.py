@@ -13,11 +13,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
 from ..background import BackgroundThread, Backoff
 from ..core import Application, HookContext, Service, ServiceEvent
-from .delivery import LOCAL, SKIP, Delivery
+from ..delivery import LOCAL, SKIP, Delivery
+from ..redis_connect import AnyRedis
 from .envelope import NonceCache, Refused, Signer
 from .names import Names
 from .stats import DistributionStats
@@ -51,7 +50,7 @@ def _context_summary(context: Any) -> dict[str, Any]:
 class EventPublisher:
     def __init__(
         self,
-        connect: Callable[[float], redis.Redis],
+        connect: Callable[[float], AnyRedis],
         names: Names,
         signer: Signer,
         stats: DistributionStats,
@@ -211,11 +210,13 @@ class EventReceiver:
 
 
 def _summary_context(app: Application, service: Service, body: dict[str, Any]) -> HookContext:
-    summary = body.get("context") if isinstance(body.get("context"), dict) else {}
+    sent = body.get("context")
+    summary: dict[str, Any] = sent if isinstance(sent, dict) else {}
     params: dict[str, Any] = {"provider": summary.get("provider"), "query": summary.get("query") or {}}
     if summary.get("user") is not None:
         params["user"] = summary["user"]
-    method = summary.get("method") if isinstance(summary.get("method"), str) else "create"
+    sent_method = summary.get("method")
+    method = sent_method if isinstance(sent_method, str) else "create"
     context = HookContext(app, service, method, id=summary.get("id"), params=params)
     context.event = body["event"]
     context.result = body.get("data")

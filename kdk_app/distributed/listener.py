@@ -21,6 +21,7 @@ import redis
 from redis.cluster import ClusterPubSub
 
 from ..background import BackgroundThread, Backoff
+from ..redis_connect import AnyRedis
 from .stats import DistributionStats
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class NodeMoved(Exception):
 class Listener:
     def __init__(
         self,
-        connect: Callable[[float], redis.Redis],
+        connect: Callable[[float], AnyRedis],
         handlers: dict[str, Handler],
         stats: DistributionStats,
         on_subscribed: Callable[[], None] = lambda: None,

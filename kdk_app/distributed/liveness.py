@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import redis
+from ..redis_connect import AnyRedis
 
 # Push the call only if one of the providers' reply channels has a subscriber: checking and
 # sending in one round trip, with no window in between.
@@ -35,7 +35,7 @@ return counts
 
 
 class Liveness:
-    def __init__(self, client: redis.Redis, route: str) -> None:
+    def __init__(self, client: AnyRedis, route: str) -> None:
         self.client = client
         self.route = route  # a key of the partition's hash tag
         self._send_if_live = client.register_script(SEND_IF_LIVE)

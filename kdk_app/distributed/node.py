@@ -13,13 +13,11 @@ import threading
 import uuid
 from typing import Any
 
-import redis
-
 from ..background import BackgroundThread
 from ..core import Application, Service
-from ..redis_connect import REDIS_ERRORS, redis_client
+from ..delivery import Delivery
+from ..redis_connect import REDIS_ERRORS, AnyRedis, redis_client
 from .caller import Caller
-from .delivery import Delivery
 from .envelope import Message, NonceCache, Refused, Signer
 from .events import EventPublisher, EventReceiver
 from .listener import Listener
@@ -52,7 +50,8 @@ class Distribution:
         self.names = Names(settings.prefix, settings.key)
         self.signer = Signer(settings.secret, settings.key, settings.max_skew)
         self.stats = DistributionStats()
-        self.delivery = Delivery()
+        # The channels emit as this says; without them, no socket client would see the event.
+        self.delivery = app.channels.delivery if app.channels is not None else Delivery()
         self.client = self.request_client()
         self.liveness = Liveness(self.client, self.names.instances)
         self.registry = Registry(self.client, self.names, self.signer, self.stats, settings.ttl)
@@ -134,13 +133,13 @@ class Distribution:
             concurrency=settings.concurrency,
         )
 
-    def connect(self, timeout: float) -> redis.Redis:
+    def connect(self, timeout: float) -> AnyRedis:
         """A client of its own for a blocking loop; bounded timeouts, our loops do the retrying."""
         return redis_client(
             self.settings.redis_url, socket_timeout=timeout, connect_timeout=2.0, socket_keepalive=True
         )
 
-    def request_client(self) -> redis.Redis:
+    def request_client(self) -> AnyRedis:
         """The client of calls, on the request path: a hung Redis costs a call one bounded round
         trip (then 503), never redis-py's retries."""
         bound = self.settings.redis_timeouts

@@ -13,8 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
+from ..redis_connect import AnyRedis
 from .envelope import Refused, Signer
 from .names import Names
 from .stats import DistributionStats
@@ -74,7 +73,7 @@ def parse_record(body: dict[str, Any], ts: int) -> Record:
 class Registry:
     def __init__(
         self,
-        client: redis.Redis,
+        client: AnyRedis,
         names: Names,
         signer: Signer,
         stats: DistributionStats,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from ..core.application import STANDARD_METHODS
+from ..core import STANDARD_METHODS
 from .caller import Caller
 
 

@@ -13,11 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
 from ..background import BackgroundThread, Backoff
 from ..core import Application, errors
-from ..redis_connect import REDIS_ERRORS
+from ..redis_connect import REDIS_ERRORS, AnyRedis
 from .envelope import Message, Refused, Signer, now_ms
 from .identity import caller_identity
 from .names import Names
@@ -33,8 +31,8 @@ class Responder:
     def __init__(
         self,
         app: Application,
-        connect: Callable[[float], redis.Redis],
-        client: redis.Redis,
+        connect: Callable[[float], AnyRedis],
+        client: AnyRedis,
         names: Names,
         signer: Signer,
         stats: DistributionStats,
@@ -74,7 +72,11 @@ class Responder:
         """End the fetcher's blocking read now rather than at its timeout."""
         wake = self.names.wake(self.instance)
         try:
-            self.client.pipeline(transaction=False).rpush(wake, b"stop").pexpire(wake, 5000).execute()
+            # One command a line: redis-py types a pipeline's commands as a client's (no chaining).
+            pipe = self.client.pipeline(transaction=False)
+            pipe.rpush(wake, b"stop")
+            pipe.pexpire(wake, 5000)
+            pipe.execute()
         except REDIS_ERRORS:
             pass
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 
@@ -29,10 +30,14 @@ class DistributionStats:
     refused_malformed: int = 0  # signed, but not a valid message for here
     redis_errors: int = 0  # failed Redis round trips in background loops
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # Told of every bump (counter name, amount): the Prometheus metrics (kdk_app/metrics).
+    observers: list[Callable[[str, int], None]] = field(default_factory=list, repr=False, compare=False)
 
     def bump(self, name: str, amount: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
+        for observer in self.observers:
+            observer(name, amount)
 
     @property
     def refused(self) -> int:
@@ -40,6 +45,10 @@ class DistributionStats:
 
     def as_dict(self) -> dict[str, int]:
         with self._lock:
-            counters = {f.name: getattr(self, f.name) for f in fields(self) if f.name[0] != "_"}
+            counters = {
+                f.name: getattr(self, f.name)
+                for f in fields(self)
+                if f.name[0] != "_" and f.name != "observers"
+            }
         counters["refused"] = sum(v for k, v in counters.items() if k.startswith("refused_"))
         return counters

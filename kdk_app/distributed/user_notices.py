@@ -14,11 +14,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-import redis
-
 from ..auth.realtime import USER_CHANGES, USERS_CHANGED
 from ..core import Application, ServiceEvent
-from ..redis_connect import REDIS_ERRORS
+from ..redis_connect import REDIS_ERRORS, AnyRedis
 from .envelope import NonceCache, Refused, Signer
 from .events import is_distributed
 from .names import Names
@@ -38,7 +36,7 @@ class UserNotices:
     def __init__(
         self,
         app: Application,
-        client: redis.Redis,
+        client: AnyRedis,
         names: Names,
         signer: Signer,
         stats: DistributionStats,

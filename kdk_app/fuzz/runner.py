@@ -14,7 +14,7 @@ import socket
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from .inputs import Frame, FrameGenerator, HttpRequest, RequestGenerator
@@ -66,7 +66,7 @@ class Report:
         }
 
 
-def is_feathers_error(body: Any) -> bool:
+def is_feathers_error(body: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(body, dict) and isinstance(body.get("name"), str) and isinstance(body.get("code"), int)
 
 

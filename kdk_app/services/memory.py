@@ -9,6 +9,7 @@ import copy
 import itertools
 import threading
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from ..core.matcher import filter_records, matches
@@ -59,9 +60,13 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (3, str(value))
 
 
+def _record_key(field: str, record: dict[str, Any]) -> tuple[int, Any]:
+    return _sort_key(get_path(record, field)[1])
+
+
 def sort_records(records: list[dict[str, Any]], sort: Mapping[str, int]) -> list[dict[str, Any]]:
     for field, direction in reversed(list(sort.items())):
-        records.sort(key=lambda r, f=field: _sort_key(get_path(r, f)[1]), reverse=direction < 0)
+        records.sort(key=partial(_record_key, field), reverse=direction < 0)
     return records
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from marshmallow import INCLUDE, Schema, ValidationError
 from marshmallow import fields as ma_fields
 
 from ..core.errors import BadRequest
 
+# marshmallow's ``unknown=`` values (spelled out: older marshmallow has no alias for them).
+UnknownPolicy = Literal["exclude", "include", "raise"]
 
-def _unknown_policy(schema: Schema) -> str:
+
+def _unknown_policy(schema: Schema) -> UnknownPolicy:
     # Fields outside the schema are allowed unless the schema's Meta says otherwise.
     declared = getattr(getattr(type(schema), "Meta", None), "unknown", None)
     return declared if declared is not None else INCLUDE

@@ -7,6 +7,8 @@ from typing import Any
 
 import redis
 
+from ..redis_connect import AnyRedis
+
 logger = logging.getLogger(__name__)
 
 NEW_ONLY = "$"
@@ -30,7 +32,7 @@ def parse_id(value: str | bytes) -> tuple[int, int]:
     return pair
 
 
-def stream_info(client: redis.Redis, stream: str) -> dict[str, Any] | None:
+def stream_info(client: AnyRedis, stream: str) -> dict[str, Any] | None:
     """``XINFO STREAM``, or None when the stream does not exist (yet, or any more)."""
     try:
         return client.xinfo_stream(stream)
@@ -40,7 +42,7 @@ def stream_info(client: redis.Redis, stream: str) -> dict[str, Any] | None:
         raise
 
 
-def resume_position(client: redis.Redis, stream: str, last_id: str) -> str:
+def resume_position(client: AnyRedis, stream: str, last_id: str) -> str:
     """The id to read after: ``last_id`` when still valid, with a warning on a known gap.
 
     ``"$"`` is pinned to the current end so that a connection lost before the first read

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from ..background import BackgroundThread, Backoff
 from .brokers import Writer
@@ -29,7 +30,8 @@ class Publisher:
         batch_size: int = 100,
         backoff: tuple[float, float] = (0.1, 2.0),
         seal: Callable[[bytes], bytes],
-        on_sent: Callable[[list[object]], None] | None = None,
+        # Gets back the tokens given to submit(), whatever type the caller uses for them.
+        on_sent: Callable[[list[Any]], None] | None = None,
     ) -> None:
         self._seal = seal
         self._on_sent = on_sent

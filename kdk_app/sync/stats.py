@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 
@@ -22,11 +23,19 @@ class SyncStats:
     recovered: int = 0  # envelopes sent on behalf of an owner that stopped (durable outbox)
     reconnects: int = 0  # times the reader got Redis back after losing it
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # Told of every bump (counter name, amount): the Prometheus metrics (kdk_app/metrics).
+    observers: list[Callable[[str, int], None]] = field(default_factory=list, repr=False, compare=False)
 
     def bump(self, name: str, amount: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
+        for observer in self.observers:
+            observer(name, amount)
 
     def as_dict(self) -> dict[str, int]:
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if f.name[0] != "_"}
+            return {
+                f.name: getattr(self, f.name)
+                for f in fields(self)
+                if f.name[0] != "_" and f.name != "observers"
+            }

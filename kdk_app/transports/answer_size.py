@@ -50,7 +50,7 @@ def bounded_packet_class(base: type[packet.Packet], max_size: int) -> type[packe
     if limit <= 0:
         raise ValueError("socketio.max_answer_size must be a positive number of bytes")
 
-    class BoundedPacket(base):  # type: ignore[valid-type,misc]
+    class BoundedPacket(base):
         max_answer_size = limit
 
         def encode(self) -> Any:

@@ -19,7 +19,7 @@ from ..core.serialization import dumps
 logger = logging.getLogger(__name__)
 
 DEFAULT_METHODS = ("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE")
-DEFAULT_EXPOSE_HEADERS = ("Location",)
+DEFAULT_EXPOSE_HEADERS = ("Location", "X-Request-Id")
 DEFAULT_MAX_AGE = 600
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -49,6 +49,9 @@ MAX_BACKLOG = 10_000  # messages an exclusive queue keeps for a slow listener; o
 
 
 class ResilientKombuManager(IndexedRooms, KombuManager):
+    # Set by KombuManager (untyped), from our _connection(); replaced after a failed publish.
+    publisher_connection: kombu.Connection
+
     def __init__(
         self, url: str, channel: str, *, timeouts: RedisTimeouts | None = None, **kwargs: Any
     ) -> None:

@@ -39,6 +39,9 @@ _CLIENT_TYPES = (packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK)
 
 class FeathersPacket(packet.Packet):
     uses_binary_events = False
+    # The parent (untyped) sets these; declared so our own assignments don't narrow them.
+    data: Any
+    namespace: str | None
 
     def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, encoded_packet=encoded_packet, **kwargs)

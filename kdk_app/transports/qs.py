@@ -133,8 +133,8 @@ def parse_query_string(raw: str | bytes, *, depth: int = 5, max_params: int = 10
 
     # Second pass: expand each flat key into a nested value and merge it into the result.
     result: dict[str, Any] = {}
-    for key, value in flat.items():
-        expanded = _expand(key, value, depth)
+    for key, grouped in flat.items():
+        expanded = _expand(key, grouped, depth)
         if expanded is None:
             continue
         name, node = expanded

@@ -40,6 +40,9 @@ PING_MESSAGE = "kdk-queue-ping"
 
 
 class ResilientRedisManager(IndexedRooms, RedisManager):
+    # Set by RedisManager (untyped): the publishing client, None until the first connect.
+    redis: Any
+
     def __init__(
         self, url: str, channel: str, *, timeouts: RedisTimeouts | None = None, **kwargs: Any
     ) -> None:

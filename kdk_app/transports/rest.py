@@ -20,9 +20,6 @@ from .wsgi import environ_headers
 logger = logging.getLogger(__name__)
 
 HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-# Functions that add to the params of each REST call (e.g. authentication from a header);
-# the app keeps them in ``kdk.rest_params_providers``.
-ParamsBuilder = Callable[[Any, dict[str, Any]], None]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -102,8 +99,8 @@ def call_service(kdk: Application, service: Service, id: str | None, route: dict
         "headers": environ_headers(request.environ),
         "route": route,
     }
-    for provide in kdk.rest_params_providers:
-        provide(request, params)
+    for provide in kdk.params_providers:
+        provide(request.environ, params)
     # Arguments in protocol order; create and custom methods ignore an id in the URL.
     values = {"id": id, "params": params}
     args = [values[name] if name in values else read_body() for name in arguments_of(method)]

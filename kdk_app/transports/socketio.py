@@ -14,13 +14,15 @@ from typing import Any
 
 from flask import Flask
 from flask_socketio import SocketIO
+from socketio import WSGIApp
 from socketio.exceptions import ConnectionRefusedError
 
-from ..channels import Channels
+from ..channels import ChannelEmitter, Channels
 from ..core import Application, errors
 from ..core.protocol import check_arity, check_method, params_position
 from ..core.serialization import FeathersJSON
 from ..redis_client import RedisTimeouts
+from ..request_id import with_request_id
 from . import websocket_writes
 from .answer_size import DEFAULT_MAX_ANSWER_SIZE, bounded_packet_class
 from .packets import MALFORMED, MALFORMED_AUTH, FeathersPacket
@@ -36,7 +38,7 @@ ConnectHandler = Callable[[dict[str, Any], dict[str, Any], Any], None]
 def route_socketio_paths_only(flask_app: Flask, path: str) -> None:
     """Send only Socket.IO requests through its WSGI middleware: it costs ~20 µs per request
     (a new class and an environ copy each time), which every REST call would pay otherwise."""
-    middleware = flask_app.wsgi_app
+    middleware: WSGIApp = flask_app.wsgi_app  # what SocketIO(flask_app) put there
     flask_app_only = middleware.wsgi_app  # the Flask app the middleware wraps
     prefix = "/" + path.strip("/")
 
@@ -88,13 +90,17 @@ class SocketTransport:
         route_socketio_paths_only(flask_app, settings.get("path", "/socket.io"))
         self.server.on("connect", self._on_connect)
         self.server.on("disconnect", self._on_disconnect)
-        self.server.on("*", self._on_event)
-        channels.emit = self.emit
+        self.server.on("*", with_request_id(self._on_event))  # each call: its own id in the logs
+        channels.emitters.append(ChannelEmitter(self.emit, self.emit_local))
         channels.enter_room = lambda conn, room: self.server.enter_room(conn["sid"], room)
         channels.leave_room = lambda conn, room: self.server.leave_room(conn["sid"], room)
 
     def emit(self, event: str, payload: Any, rooms: list[str]) -> None:
         self.socketio.emit(event, payload, to=rooms)
+
+    def emit_local(self, event: str, payload: Any, rooms: list[str]) -> None:
+        """To this process's clients only, past the message queue."""
+        self.server.emit(event, payload, to=rooms, namespace="/", ignore_queue=True)
 
     # --- connection lifecycle ------------------------------------------------------------
     def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -102,6 +108,8 @@ class SocketTransport:
             error = errors.BadRequest("Invalid handshake: malformed auth payload")
             raise ConnectionRefusedError(error.message, error.to_json())
         connection: dict[str, Any] = {"provider": "socketio", "headers": environ_headers(environ), "sid": sid}
+        for provide in self.kdk.params_providers:
+            provide(environ, connection)  # what they add, every call of this connection gets
         for handler in self.connect_handlers:
             handler(connection, environ, auth)  # may raise ConnectionRefusedError
         self.connections[sid] = connection

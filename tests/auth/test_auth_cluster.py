@@ -8,8 +8,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from accounts import PASSWORD, Api, Sock, assert_error, close_all, unique_email
+from clients import wait_until
 from servers import AppServerFactory
-from test_auth import PASSWORD, Api, Sock, assert_error, close_all, unique_email, wait_until
 
 
 @pytest.fixture(scope="module")

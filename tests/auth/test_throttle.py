@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from accounts import PASSWORD, Sock, assert_error, mint, unique_email
 from servers import AppServerFactory
-from test_auth import PASSWORD, Sock, assert_error, mint, unique_email
 
 from kdk_app.auth import LoginThrottle, Passwords
 from kdk_app.auth.throttle import LocalCounters

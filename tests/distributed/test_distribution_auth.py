@@ -14,8 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 import requests
+from accounts import Api, CallError, Sock, close_all
 from bson import ObjectId
-from test_auth import Api, CallError, Sock, close_all, wait_until
+from clients import wait_until
 
 from kdk_app.core import Application, errors
 from kdk_app.distributed import Distribution, DistributionSettings

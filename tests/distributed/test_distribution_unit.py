@@ -8,7 +8,7 @@ import uuid
 import pytest
 from clients import wait_until
 
-from kdk_app.channels import Channels
+from kdk_app.channels import ChannelEmitter, Channels
 from kdk_app.core import Application, errors
 from kdk_app.distributed import Distribution, DistributionSettings, Refused, Signer, is_distributed
 from kdk_app.distributed.envelope import NonceCache
@@ -198,14 +198,18 @@ def test_remote_events_are_dispatched_once_marked_and_never_sent_back(pair):
 def test_remote_events_reach_own_clients_once_or_not_at_all_when_the_queue_is_shared(pair, same_channel):
     provider, consumer = provider_app(), Application().setup()
     channels = Channels(consumer)
+    consumer.channels = channels
     consumer.event_sinks.append(channels.publish)
     queued, local = [], []
-    channels.emit = lambda name, payload, rooms: queued.append(name)
+    channels.emitters.append(
+        ChannelEmitter(
+            lambda name, payload, rooms: queued.append(name), lambda name, payload, rooms: local.append(name)
+        )
+    )
     pair(provider, services=["catalog"])
     distribution = pair(consumer, publish=["anonymous"])
     if not same_channel:
         distribution.receiver.channel = "consumer-only"
-    channels.emit = distribution.delivery.wrap(channels.emit, lambda name, payload, rooms: local.append(name))
     assert wait_until(lambda: "catalog" in consumer.services, timeout=2)
     provider.service("catalog").create({"title": "x"})
     assert wait_until(lambda: distribution.stats.events_received == 1, timeout=3)

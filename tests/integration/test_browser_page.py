@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from chromium import APT_TIMEOUT, BROWSER_RUN_TIMEOUT
 from flask import Flask
 from node import NODE, NPM, NPM_TIMEOUT, run, skip_or_fail, tail
 
@@ -34,9 +35,6 @@ from kdk_app.web import CONTENT_SECURITY_POLICY, PUBLIC_DIR, STATIC_DIR, registe
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENDOR_SCRIPT = STATIC_DIR / "vendor.py"
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
-APT_TIMEOUT = 900
-BROWSER_RUN_TIMEOUT = 60  # the run caps itself at 45 s
 ASSETS = ("app.js", "style.css", "vendor/feathers.min.js", "vendor/socket.io.min.js")
 
 
@@ -176,32 +174,6 @@ def test_kdk_serve_serves_the_page(app_server):
 
 
 # --- in a real browser ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Path of a Chromium; installs Debian's ``chromium`` when allowed (see the module doc)."""
-    path = os.environ.get("KDK_TEST_CHROMIUM") or DEFAULT_CHROMIUM
-    if Path(path).exists():
-        return path
-    allowed = os.environ.get("CI") or os.environ.get("KDK_TEST_INSTALL_BROWSER") == "1"
-    apt_get = shutil.which("apt-get")
-    if not (allowed and os.geteuid() == 0 and apt_get):
-        skip_or_fail(
-            f"{path} not found: install Debian's chromium (apt-get install chromium), set "
-            "KDK_TEST_CHROMIUM, or run as root with KDK_TEST_INSTALL_BROWSER=1 to let the tests install it"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run([apt_get, "update", "-q"], REPO_ROOT, APT_TIMEOUT, env=env)
-    run(
-        [apt_get, "install", "-y", "-q", "chromium"],
-        REPO_ROOT,
-        APT_TIMEOUT,
-        env=env,
-    )
-    if not Path(DEFAULT_CHROMIUM).exists():
-        pytest.fail(f"apt-get install chromium did not provide {DEFAULT_CHROMIUM}")
-    return DEFAULT_CHROMIUM
 
 
 @pytest.mark.timeout(NPM_TIMEOUT + 2 * APT_TIMEOUT + BROWSER_RUN_TIMEOUT + 60)

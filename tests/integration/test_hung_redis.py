@@ -102,7 +102,7 @@ def test_a_hung_redis_costs_requests_a_bounded_time_and_no_worker_spins(
 def test_a_remote_call_answers_503_within_the_bound_while_redis_is_hung(
     app_server_factory, redis_server_factory
 ):
-    from test_distribution import HEARTBEAT, b_env, c_env, mounted
+    from distribution_envs import HEARTBEAT, b_env, c_env, mounted
 
     redis_process, redis_url = redis_server_factory()
     key, db = f"k{uuid.uuid4().hex[:8]}", f"hungd_{uuid.uuid4().hex[:10]}"

@@ -22,9 +22,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from chromium import APT_TIMEOUT, BROWSER_RUN_TIMEOUT
 from flask import Flask
 from node import NODE, run, tail
-from test_browser_page import APT_TIMEOUT, BROWSER_RUN_TIMEOUT, chromium  # noqa: F401 (fixture)
 
 from kdk_app.app import create_app
 from kdk_app.config import load_config
@@ -74,6 +74,7 @@ def test_default_allows_any_origin_without_credentials(make_app):
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert "Access-Control-Allow-Credentials" not in response.headers
     assert "Location" in response.headers["Access-Control-Expose-Headers"]
+    assert "X-Request-Id" in response.headers["Access-Control-Expose-Headers"]
     assert "Origin" not in response.headers.get_all("Vary")  # "*" is the same for everyone
 
 

@@ -219,7 +219,7 @@ class AmqpReader:
                 break
         if self._cancelled:
             raise ConnectionError(f"RabbitMQ cancelled the consumer of queue {self._broker.queue!r}")
-        entries = []
+        entries: list[Entry] = []
         while self._arrived and len(entries) < self._broker.batch_size:
             tag, redelivered, body = self._arrived.popleft()
             if redelivered and body is not None and body in self._broker.handled:

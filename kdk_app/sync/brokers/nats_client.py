@@ -151,9 +151,9 @@ class NatsConnection:
         subscribe = f"SUB {self.inbox}.* 1".encode()
         self.send(b"CONNECT " + json.dumps(options).encode() + _CRLF + b"PING" + _CRLF + subscribe + _CRLF)
         # The PONG confirms CONNECT (a refusal comes first, as -ERR).
-        line = self._read_line(deadline, skip_pong=False)
-        if line != b"PONG":
-            raise NatsError(f"NATS did not confirm the connection (got {line!r})")
+        reply = self._read_line(deadline, skip_pong=False)
+        if reply != b"PONG":
+            raise NatsError(f"NATS did not confirm the connection (got {reply!r})")
 
     def new_reply(self) -> str:
         self._next_reply += 1

@@ -5,28 +5,27 @@ unix socket, Sentinel, Cluster (one key, so one slot)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
-import redis
-
-from ...redis_connect import redis_client
+from ...redis_connect import AnyRedis, redis_client
 from ..envelope import FIELD
 from ..position import as_text, parse_id, resume_position
 from .base import NEW_ONLY, BrokerOptions, Entry
 
 _FIELD_KEY = FIELD.encode()
 TRIM_INTERVAL = 1.0  # seconds between two trims of the stream
+# A stream's entries as XREAD gives them to our clients (no decode_responses): (id, fields).
+_StreamEntries = list[tuple[bytes, dict[bytes, bytes] | None]]
 
 
-def _client(url: str, timeout: float, connect_timeout: float) -> redis.Redis:
+def _client(url: str, timeout: float, connect_timeout: float) -> AnyRedis:
     # Fails fast: the bus's loops own retrying, with their own backoff.
     return redis_client(url, socket_timeout=timeout, connect_timeout=connect_timeout, health_check_interval=0)
 
 
 class RedisStreamWriter:
-    def __init__(
-        self, client: redis.Redis, stream: str, maxlen: int | None, retention_ms: int | None
-    ) -> None:
+    def __init__(self, client: AnyRedis, stream: str, maxlen: int | None, retention_ms: int | None) -> None:
         self._client = client
         self.stream = stream
         self.maxlen = maxlen
@@ -63,7 +62,7 @@ class RedisStreamWriter:
 
 
 class RedisStreamReader:
-    def __init__(self, client: redis.Redis, stream: str, block_ms: int, batch_size: int) -> None:
+    def __init__(self, client: AnyRedis, stream: str, block_ms: int, batch_size: int) -> None:
         self._client = client
         self.stream = stream
         self.block_ms = block_ms
@@ -78,10 +77,11 @@ class RedisStreamReader:
         response = self._client.xread(
             {self.stream: self._position}, count=self.batch_size, block=self.block_ms
         )
-        # RESP2 answers [[stream, entries]], RESP3 {stream: entries}.
+        # RESP2 answers [[stream, entries]], RESP3 {stream: entries}. redis-py types XREAD for
+        # every protocol and decoding option; the cast names the shape our clients get.
         streams = response.items() if isinstance(response, dict) else response or []
         entries = []
-        for _name, items in streams:
+        for _name, items in cast("Iterable[tuple[bytes, _StreamEntries]]", streams):
             for entry_id, fields in items:
                 text = as_text(entry_id)
                 entries.append(Entry(text, parse_id(text)[0], (fields or {}).get(_FIELD_KEY)))

@@ -1,21 +1,18 @@
-"""How remote services' events reach this instance's socket clients: once, whatever the topology.
+"""How events from another app reach this instance's socket clients: once, whatever the topology.
 
 Every process of a consumer receives each remote event (pub/sub fan-out), so each one must
 emit it to its own clients only, not through the Socket.IO message queue, which would reach
 every client once per process. And when the provider shares our message-queue channel, its
 own publication already reached our clients: we must not emit at all. The event still goes
 through ``app.dispatch_event`` (listeners, publishers); only the final emit is redirected.
+The distribution sets the mode around such a dispatch; the channels read it when they emit.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
-
-# emit(event_name, payload, rooms), as in kdk_app.channels.
-Emitter = Callable[[str, Any, list[str]], None]
 
 LOCAL = "local"  # emit to this process's clients only
 SKIP = "skip"  # the provider's own emit reached our clients already
@@ -34,15 +31,6 @@ class Delivery:
         finally:
             self._mode.reset(token)
 
-    def wrap(self, emit: Emitter | None, local: Emitter | None) -> Emitter:
-        """An emitter that behaves as ``emit`` except while a remote event is dispatched."""
-
-        def delivering(name: str, payload: Any, rooms: list[str]) -> None:
-            mode = self._mode.get()
-            if mode is None:
-                if emit is not None:
-                    emit(name, payload, rooms)
-            elif mode == LOCAL and local is not None:
-                local(name, payload, rooms)
-
-        return delivering
+    def mode(self) -> str | None:
+        """None: emit as usual; LOCAL: to this process's clients only; SKIP: not at all."""
+        return self._mode.get()
