@@ -46,6 +46,42 @@ class _AccessLogWhenAsked(Logger):
 
 logger_class = _AccessLogWhenAsked
 
+# Metrics of every worker in one scrape (README "Metrics"): prometheus-client's multiprocess mode
+# writes each worker's values under this directory, which must exist before the workers fork.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kdk-metrics-")
+
+
+def on_starting(server):
+    # Files of an earlier run would add their counts to this one's.
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+
+
+def when_ready(server):
+    # metrics.bind ("127.0.0.1:9100"): the master serves every worker's metrics there alone.
+    address = os.environ.get("KDK_METRICS__BIND")
+    if address:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        host, _, port = address.rpartition(":")
+        start_http_server(int(port), addr=host or "0.0.0.0", registry=registry)
+
+
+def child_exit(server, worker):
+    # A dead worker's live gauges (open connections) stop counting.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 # gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): several
 # servers on one machine would replace each other's. Off unless a path is given.
 control_socket = os.environ.get("KDK_GUNICORN_CONTROL_SOCKET") or "gunicorn.ctl"

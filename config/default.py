@@ -37,6 +37,9 @@ redis = {
     "connect_timeout_ms": 250,  # bound of opening a Redis connection
 }
 healthcheck = {"timeout_ms": 1000}
+# /metrics (README "Metrics"): a bearer token (KDK_METRICS__TOKEN) when set; "bind" serves it on
+# that address only (gunicorn.conf.py), not on the app's.
+metrics = {"enabled": True, "token": None, "bind": None, "public": True}
 # Lines of `kdk serve` and gunicorn (README "Logging"): "text" or "json" (KDK_LOG_FORMAT), the root
 # level (KDK_LOG_LEVEL) and levels per logger, e.g. {"kdk_app.sync": "DEBUG"}.
 logging = {"format": "text", "level": "INFO", "levels": {}}

@@ -22,6 +22,7 @@ from .database import DEFAULT_HEARTBEAT_FREQUENCY_MS, DEFAULT_MAX_POOL_SIZE, DEF
 from .distributed import configure_distribution
 from .gateway import configure_gateway
 from .health import register_healthcheck
+from .metrics import install_metrics
 from .parts import Part, ordered
 from .realtime import configure_realtime
 from .redis_client import redis_answers
@@ -127,6 +128,8 @@ DEFAULT_PARTS = (
     Part("health", _health),
     Part("gateway", _gateway, after=("rest", "realtime", "authentication", "web", "distribution", "health")),
     Part("cors", _cors, after=("gateway",)),
+    # Counts what the other layers do (sync bus, distribution, channels): after them.
+    Part("metrics", install_metrics, after=("rest", "realtime", "sync", "distribution", "health")),
     # Outermost: every layer's log lines carry the request id, CORS answers return it too.
     Part("request_id", install_request_id, after=("cors",)),
 )

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -247,6 +248,7 @@ class EventSync:
             logger.debug("sync: no service at %r for %s", envelope.path, entry_id)
             return
         self.stats.bump("received")
+        self.stats.observe_lag(max(0.0, time.time() - envelope.ts / 1000))  # clocks may differ a little
         self.app.dispatch_event(
             ServiceEvent(
                 envelope.path,

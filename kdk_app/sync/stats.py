@@ -25,6 +25,8 @@ class SyncStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     # Told of every bump (counter name, amount): the Prometheus metrics (kdk_app/metrics).
     observers: list[Callable[[str, int], None]] = field(default_factory=list, repr=False, compare=False)
+    # Told the lag (seconds) of every envelope received from another instance.
+    lag_observers: list[Callable[[float], None]] = field(default_factory=list, repr=False, compare=False)
 
     def bump(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -32,10 +34,14 @@ class SyncStats:
         for observer in self.observers:
             observer(name, amount)
 
+    def observe_lag(self, seconds: float) -> None:
+        for observer in self.lag_observers:
+            observer(seconds)
+
     def as_dict(self) -> dict[str, int]:
         with self._lock:
             return {
                 f.name: getattr(self, f.name)
                 for f in fields(self)
-                if f.name[0] != "_" and f.name != "observers"
+                if f.name[0] != "_" and not f.name.endswith("observers")
             }
