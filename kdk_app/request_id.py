@@ -9,8 +9,9 @@ socket call gets a new id (the Feathers protocol has no place for one). While it
 from __future__ import annotations
 
 import functools
+import itertools
+import os
 import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -28,15 +29,23 @@ SANE_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex
+class RequestIds:
+    """New request ids: a random prefix of this generator, then a counter. Unique across
+    processes and hosts without reading the system's randomness at each request (``uuid4``
+    costs about 25 µs a call on some virtual machines); an id need not be unguessable."""
 
+    def __init__(self) -> None:
+        self.prefix = os.urandom(6).hex()
+        self.counter = itertools.count(1)  # next() on it is atomic under the GIL
 
-def accepted_request_id(value: str | None) -> str:
-    """``value`` when it is a sane request id, else a new one."""
-    if value and SANE_ID.fullmatch(value):
-        return value
-    return new_request_id()
+    def new(self) -> str:
+        return f"{self.prefix}-{next(self.counter):x}"
+
+    def accepted(self, value: str | None) -> str:
+        """``value`` when it is a sane request id, else a new one."""
+        if value and SANE_ID.fullmatch(value):
+            return value
+        return self.new()
 
 
 class RequestIdMiddleware:
@@ -49,9 +58,10 @@ class RequestIdMiddleware:
 
     def __init__(self, wsgi_app: Callable[..., Any]) -> None:
         self.wsgi_app = wsgi_app
+        self.ids = RequestIds()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        request_id = accepted_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        request_id = self.ids.accepted(environ.get("HTTP_X_REQUEST_ID"))
         environ[ENVIRON_KEY] = request_id
         environ["HTTP_X_REQUEST_ID"] = request_id  # what the app and the gateway's upstreams see
         REQUEST_ID.set(request_id)
@@ -67,10 +77,11 @@ class RequestIdMiddleware:
 
 def with_request_id(handler: F) -> F:
     """``handler`` run under a new request id on each call (a socket event, a socket call)."""
+    ids = RequestIds()
 
     @functools.wraps(handler)
     def run(*args: Any, **kwargs: Any) -> Any:
-        token = REQUEST_ID.set(new_request_id())
+        token = REQUEST_ID.set(ids.new())
         try:
             return handler(*args, **kwargs)
         finally:

@@ -67,8 +67,7 @@ def install_metrics(flask_app: Flask, kdk: Application, settings: Mapping[str, A
 def _count_calls_and_events(kdk: Application, metrics: Metrics) -> None:
     def observe_call(path: str, method: str, provider: str, outcome: str, seconds: float) -> None:
         service = path or "/"
-        metrics.service_calls.labels(service, method, provider, outcome).inc()
-        metrics.service_seconds.labels(service, method, provider).observe(seconds)
+        metrics.count_call(service, method, provider, outcome, seconds)
         called = kdk.services.get(path)
         if called is not None and called.is_remote:
             metrics.distribution_seconds.labels(service, method, outcome).observe(seconds)
@@ -124,6 +123,8 @@ def _probe_servers(flask_app: Flask, metrics: Metrics, settings: Mapping[str, An
 
 
 def _count_requests(flask_app: Flask, kdk: Application, metrics: Metrics) -> None:
+    templates: dict[str, str] = {}  # each rule's label, by rule
+
     @flask_app.before_request
     def _started() -> None:
         g.kdk_metrics_started = time.perf_counter()
@@ -131,15 +132,14 @@ def _count_requests(flask_app: Flask, kdk: Application, metrics: Metrics) -> Non
     @flask_app.after_request
     def _count(response: Response) -> Response:
         started = g.pop("kdk_metrics_started", None)
-        route = route_label(kdk)
+        route = route_label(kdk, templates)
         if route != ROUTE:
-            metrics.http_requests.labels(route, request.method, str(response.status_code)).inc()
-            if started is not None:
-                metrics.http_seconds.labels(route, request.method).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started if started is not None else None
+            metrics.count_request(route, request.method, str(response.status_code), seconds)
         return response
 
 
-def route_label(kdk: Application) -> str:
+def route_label(kdk: Application, templates: dict[str, str]) -> str:
     """The request's route in Feathers' notation (``/messages/:id``): one label per route, never
     per path. Services mounted after start (remote ones) answer through the catch-all route, and
     are named by the service they resolve to."""
@@ -154,8 +154,11 @@ def route_label(kdk: Application) -> str:
             return f"{prefix}/{found[0].path}"
         parent = kdk.lookup(rest.rstrip("/").rpartition("/")[0])
         return f"{prefix}/{parent[0].path}/:id" if parent is not None else UNMATCHED
-    template = PLACEHOLDER.sub(lambda match: ":" + match.group(1).lstrip("_"), rule.rule)
-    return template.rstrip("/") or "/"
+    label = templates.get(rule.rule)
+    if label is None:
+        template = PLACEHOLDER.sub(lambda match: ":" + match.group(1).lstrip("_"), rule.rule)
+        label = templates[rule.rule] = template.rstrip("/") or "/"
+    return label
 
 
 def _serve_route(flask_app: Flask, metrics: Metrics, token: str | None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -90,6 +91,33 @@ class Metrics:
             registry=r,
         )
         self.registry.register(DependencyGauges(self.probes))
+        # The children of each label set, found once: labels() takes a lock and builds a key at
+        # every call, a few µs each on the hot path. Bounded as the labels are.
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._call_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+
+    def count_request(self, route: str, method: str, status: str, seconds: float | None) -> None:
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            children = (
+                self.http_requests.labels(route, method, status),
+                self.http_seconds.labels(route, method),
+            )
+            self._request_children[(route, method, status)] = children
+        children[0].inc()
+        if seconds is not None:
+            children[1].observe(seconds)
+
+    def count_call(self, service: str, method: str, provider: str, outcome: str, seconds: float) -> None:
+        children = self._call_children.get((service, method, provider, outcome))
+        if children is None:
+            children = (
+                self.service_calls.labels(service, method, provider, outcome),
+                self.service_seconds.labels(service, method, provider),
+            )
+            self._call_children[(service, method, provider, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def scrape(self) -> bytes:
         """The text format of every metric: of every worker under gunicorn, else of this process."""
