@@ -84,6 +84,7 @@ cors = {
 socketio = {
     "enabled": True,
     "path": "/socket.io",
+    "serve_client": True,  # GET <path>/socket.io.js (and .min.js, .map): the official client
     "channel": "kdk-socketio",  # Redis pub/sub channel of the Socket.IO message queue
     # bytes of one packet the server sends: a larger ack answers 413, a larger event is dropped
     "max_answer_size": 16 * 1024 * 1024,

@@ -25,6 +25,7 @@ from ..redis_client import RedisTimeouts
 from ..request_id import with_request_id
 from . import websocket_writes
 from .answer_size import DEFAULT_MAX_ANSWER_SIZE, bounded_packet_class
+from .client_script import client_paths, register_client_script
 from .packets import MALFORMED, MALFORMED_AUTH, FeathersPacket
 from .queues import message_queue, queue_url
 from .wsgi import environ_headers
@@ -35,16 +36,20 @@ logger = logging.getLogger(__name__)
 ConnectHandler = Callable[[dict[str, Any], dict[str, Any], Any], None]
 
 
-def route_socketio_paths_only(flask_app: Flask, path: str) -> None:
+def route_socketio_paths_only(flask_app: Flask, path: str, *, serve_client: bool = True) -> None:
     """Send only Socket.IO requests through its WSGI middleware: it costs ~20 µs per request
-    (a new class and an environ copy each time), which every REST call would pay otherwise."""
+    (a new class and an environ copy each time), which every REST call would pay otherwise.
+    With ``serve_client``, the client's script below that path goes to Flask (client_script.py)."""
     middleware: WSGIApp = flask_app.wsgi_app  # what SocketIO(flask_app) put there
     flask_app_only = middleware.wsgi_app  # the Flask app the middleware wraps
     prefix = "/" + path.strip("/")
+    to_flask = client_paths(prefix) if serve_client else frozenset()
+    if serve_client:
+        register_client_script(flask_app, prefix)
 
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path_info = environ.get("PATH_INFO", "")
-        if path_info == prefix or path_info.startswith(prefix + "/"):
+        if (path_info == prefix or path_info.startswith(prefix + "/")) and path_info not in to_flask:
             return middleware(environ, start_response)
         return flask_app_only(environ, start_response)
 
@@ -87,7 +92,11 @@ class SocketTransport:
             engineio_logger=False,
         )
         self.server = self.socketio.server
-        route_socketio_paths_only(flask_app, settings.get("path", "/socket.io"))
+        route_socketio_paths_only(
+            flask_app,
+            settings.get("path", "/socket.io"),
+            serve_client=bool(settings.get("serve_client", True)),
+        )
         self.server.on("connect", self._on_connect)
         self.server.on("disconnect", self._on_disconnect)
         self.server.on("*", with_request_id(self._on_event))  # each call: its own id in the logs
