@@ -55,7 +55,12 @@ def port_is_open(host: str, port: int, timeout: float = 0.2) -> bool:
 
 def _die_with_parent() -> None:
     """In the child, before exec: ask Linux to SIGTERM it when its parent dies, so that even a
-    SIGKILLed `kdk serve` or test run leaves no orphan server behind."""
+    SIGKILLed `kdk serve` or test run leaves no orphan server behind.
+
+    Beware: "parent" is the *thread* that forked, not the process. A child started from a thread
+    that later ends (a pool worker, a test's helper thread) gets SIGTERM at that moment, though
+    the process lives on. Start managed servers from a thread that lives as long as they should.
+    """
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
