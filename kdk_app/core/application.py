@@ -275,6 +275,13 @@ class Application(EventEmitter):
         self.publishers[event] = publisher
         return self
 
+    def channel(self, *names: Any) -> Any:
+        """Feathers' ``app.channel(...)``: the channel of these names (a ``kdk_app.channels.Channel``
+        with ``join``, ``leave``, ``filter``, ``send`` and ``connections``)."""
+        if self.channels is None:
+            raise RuntimeError("channels need the real-time layer (socketio.enabled, or redis.url)")
+        return self.channels.channel(*names)
+
     def use(
         self,
         path: str,

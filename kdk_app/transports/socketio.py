@@ -127,7 +127,7 @@ class SocketTransport:
     def _on_disconnect(self, sid: str, *reason: Any) -> None:
         connection = self.connections.pop(sid, None)
         if connection is not None:
-            connection.get("channels", set()).clear()
+            self.channels.disconnected(connection)
             self.kdk.emit("disconnect", connection)
 
     def disconnect(self, connection: dict[str, Any]) -> None:
