@@ -148,8 +148,9 @@ def test_filtered_channels_reach_matching_sockets_on_every_worker_and_instance(
         for index in range(3)  # several sockets a team on the 2-worker instance: both workers
     }
     try:
+        session = requests.Session()  # one connection, so one worker: one origin, whose order holds
         for text in ("one", "two"):
-            answer = requests.post(f"{first.url}/teamwork", json={"team": "red", "text": text}, timeout=10)
+            answer = session.post(f"{first.url}/teamwork", json={"team": "red", "text": text}, timeout=10)
             assert answer.status_code == 201, answer.text
         reds = [sock for (url, team, index), sock in sockets.items() if team == "red"]
         blues = [sock for (url, team, index), sock in sockets.items() if team == "blue"]
