@@ -43,6 +43,9 @@ metrics = {"enabled": True, "token": None, "bind": None, "public": True}
 # Lines of `kdk serve` and gunicorn (README "Logging"): "text" or "json" (KDK_LOG_FORMAT), the root
 # level (KDK_LOG_LEVEL) and levels per logger, e.g. {"kdk_app.sync": "DEBUG"}.
 logging = {"format": "text", "level": "INFO", "levels": {}}
+# The browser page at "/" (README "The browser page"); static_folder (KDK_WEB__STATIC_FOLDER)
+# serves a front-end folder of your own instead: index.html at "/", the other files beside it.
+web = {"enabled": True, "service": "messages", "title": "Messages", "page_size": 25, "static_folder": None}
 testing = {"client_options": False}  # the adapter-test shim of docs/protocol.md §8.2; never in production
 
 

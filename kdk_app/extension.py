@@ -87,7 +87,7 @@ def _web(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> Non
         # The page takes "/" and the static folder: a host app's own, not ours to change.
         logger.info("web page not mounted: kdk was added to an app of its own")
         return
-    register_web(flask_app, settings)
+    register_web(flask_app, settings, kdk.services)
 
 
 def _sync(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> None:

@@ -4,17 +4,18 @@ The page talks to the server with the official Feathers browser client over Sock
 nothing here knows about services beyond the name the page should list.
 
 Settings read (all optional): ``web = {"enabled": True, "service": "messages",
-"title": "Messages", "page_size": 25}`` and ``socketio.path``.
+"title": "Messages", "page_size": 25, "static_folder": None}`` and ``socketio.path``. With
+``static_folder``, that folder is served instead of this page (``register_static_folder``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, send_file
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,14 @@ def serve_public_files(flask_app: Flask) -> None:
         )
 
 
-def register_web(flask_app: Flask, settings: Mapping[str, Any]) -> None:
+def register_web(flask_app: Flask, settings: Mapping[str, Any], service_paths: Iterable[str] = ()) -> None:
     """Serve the page at ``/`` and its files under ``/static/``, unless ``web.enabled`` is false."""
-    if not (settings.get("web") or {}).get("enabled", True):
+    web = settings.get("web") or {}
+    if not web.get("enabled", True):
+        return
+    if web.get("static_folder"):
+        reserved = {path.strip("/").split("/")[0] for path in service_paths}
+        register_static_folder(flask_app, web["static_folder"], reserved)
         return
     context = page_settings(settings)
     if not context["socketio_enabled"]:
@@ -91,3 +97,39 @@ def register_web(flask_app: Flask, settings: Mapping[str, Any]) -> None:
         return response
 
     flask_app.add_url_rule("/", "web_index", index, methods=["GET"])
+
+
+def register_static_folder(flask_app: Flask, folder: str | Path, reserved: set[str]) -> None:
+    """Serve a front-end folder (``web.static_folder``): ``index.html`` at ``/`` and every other
+    file at its own path, as Feathers' ``express.static`` does, so a folder written for a
+    Feathers app can be dropped in. Only the regular files found at start are routes (one rule
+    each: a catch-all would compete with the REST one); dot files and directories (``.env``,
+    ``.git``), files outside the folder through links, and paths whose first segment is a
+    service (``reserved``) are never served."""
+    root = Path(folder).resolve()
+    if not (root / "index.html").is_file():
+        raise ValueError(f"web.static_folder: {root} has no index.html")
+    files: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        if not path.resolve().is_relative_to(root):
+            logger.warning("web.static_folder: %s points outside the folder, not served", relative)
+            continue
+        if relative.parts[0] in reserved:
+            logger.warning("web.static_folder: %s is a service's path, not served", relative)
+            continue
+        files[relative.as_posix()] = path
+
+    def serve(name: str) -> Response:
+        response = send_file(files[name], max_age=0)  # revalidated by its ETag each time
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    flask_app.add_url_rule("/", "web_index", serve, defaults={"name": "index.html"}, methods=["GET"])
+    for name in files:
+        flask_app.add_url_rule(
+            f"/{name}", f"web_file_{name}", serve, defaults={"name": name}, methods=["GET"]
+        )
+    logger.info("web: serving %d files of %s", len(files), root)
