@@ -48,10 +48,19 @@ logger_class = _AccessLogWhenAsked
 
 # Metrics of every worker in one scrape (README "Metrics"): prometheus-client's multiprocess mode
 # writes each worker's values under this directory, which must exist before the workers fork.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+_metrics_dir_made = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir_made:
     import tempfile
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kdk-metrics-")
+
+
+def on_exit(server):
+    # The directory made above goes with the server; one that was given is the owner's.
+    if _metrics_dir_made:
+        import shutil
+
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def on_starting(server):
