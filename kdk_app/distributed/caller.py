@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core import errors
 from ..core.serialization import to_jsonable
+from ..logs import current_request_id
 from ..redis_connect import REDIS_ERRORS, AnyRedis
 from .envelope import Message, Signer, now_ms
 from .liveness import Liveness
@@ -132,6 +133,8 @@ class Caller:
             "user": None if authentication else user_claims(params.get("user")),
             "from": self.instance,
             "ping": ping,
+            # The provider logs the call under the id of the request that made it.
+            "request_id": current_request_id(),
         }
         attempts = 2 if ping or method in IDEMPOTENT else 1
         try:

@@ -15,7 +15,9 @@ from typing import Any
 
 from ..background import BackgroundThread, Backoff
 from ..core import Application, errors
+from ..logs import REQUEST_ID
 from ..redis_connect import REDIS_ERRORS, AnyRedis
+from ..request_id import SANE_ID
 from .envelope import Message, Refused, Signer, now_ms
 from .identity import caller_identity
 from .names import Names
@@ -144,7 +146,13 @@ class Responder:
             logger.warning("distribution: refused a replayed call %s", body["call"])
             return
         reply_channel = self.names.reply(body["from"])
-        outcome = self._execute(message)
+        request_id = body.get("request_id")
+        sane = isinstance(request_id, str) and SANE_ID.fullmatch(request_id) is not None
+        token = REQUEST_ID.set(request_id if sane else None)  # the caller's, in our log lines
+        try:
+            outcome = self._execute(message)
+        finally:
+            REQUEST_ID.reset(token)
         head = {"call": body["call"], "instance": self.instance}
         try:
             reply = self.signer.seal("reply", {**head, **outcome})

@@ -14,6 +14,7 @@ from kdk_app.distributed import Distribution, DistributionSettings, Refused, Sig
 from kdk_app.distributed.envelope import NonceCache
 from kdk_app.distributed.health import check
 from kdk_app.distributed.settings import make_selector, make_transform
+from kdk_app.logs import REQUEST_ID, current_request_id
 from kdk_app.services.memory import MemoryService
 
 SECRET = "unit-secret"
@@ -164,6 +165,29 @@ def test_remote_calls_run_through_the_providers_hooks_with_the_callers_identity(
     with pytest.raises(errors.MethodNotAllowed):
         remote.update(0, {})  # not declared by the provider
     assert remote.find({"query": {"title": "map"}})["total"] == 1
+
+
+def test_a_remote_call_is_logged_on_the_provider_under_the_callers_request_id(pair):
+    ids = []
+    provider, consumer = provider_app(), Application().setup()
+    provider.service("catalog").hooks(
+        {"before": {"find": [lambda context: ids.append(current_request_id())]}}
+    )
+    pair(provider, services=["catalog"])
+    pair(consumer, services=[])
+    assert wait_until(lambda: "catalog" in consumer.services, timeout=2)
+    token = REQUEST_ID.set("req-from-the-consumer")
+    try:
+        consumer.service("catalog").find({})
+    finally:
+        REQUEST_ID.reset(token)
+    consumer.service("catalog").find({})  # outside a request: none
+    token = REQUEST_ID.set("bad id with spaces")  # (only a sane one is ever set: logs stay clean)
+    try:
+        consumer.service("catalog").find({})
+    finally:
+        REQUEST_ID.reset(token)
+    assert ids == ["req-from-the-consumer", None, None]
 
 
 def test_remote_events_are_dispatched_once_marked_and_never_sent_back(pair):
