@@ -181,12 +181,12 @@ def test_a_remote_call_is_logged_on_the_provider_under_the_callers_request_id(pa
         consumer.service("catalog").find({})
     finally:
         REQUEST_ID.reset(token)
-    consumer.service("catalog").find({})  # outside a request: none
-    token = REQUEST_ID.set("bad id with spaces")  # (only a sane one is ever set: logs stay clean)
-    try:
-        consumer.service("catalog").find({})
-    finally:
-        REQUEST_ID.reset(token)
+    for outside in (None, "bad id with spaces"):  # outside a request; an id that is not sane
+        token = REQUEST_ID.set(outside)
+        try:
+            consumer.service("catalog").find({})
+        finally:
+            REQUEST_ID.reset(token)
     assert ids == ["req-from-the-consumer", None, None]
 
 
