@@ -164,9 +164,10 @@ class Channels:
         publisher = self.publisher_for(event)
         if publisher is None:
             return
-        targets = _flatten(publisher(event.data, event.context))
         if event.remote:
-            targets = [ch for ch in targets if ch.filters]
+            targets = self._filtered_targets(publisher, event)
+        else:
+            targets = _flatten(publisher(event.data, event.context))
         if not targets:
             return
         payload = event.payload
@@ -179,6 +180,18 @@ class Channels:
                 self._emit_filtered(name, ch.data if ch.has_data else payload, ch)
             elif ch.has_data:
                 self.emit(name, ch.data, list(ch.names))
+
+    def _filtered_targets(self, publisher: Callable[..., Any], event: ServiceEvent) -> list[Channel]:
+        """The filtered channels of a synced event. Its context is the lighter SyncedContext: a
+        publisher written for local calls only (reading ``context.app``, say) may fail on it, and
+        then sends nothing here, as before filtered channels existed."""
+        try:
+            return [ch for ch in _flatten(publisher(event.data, event.context)) if ch.filters]
+        except Exception:
+            logger.debug(
+                "publisher of %s %s skipped for a synced event", event.path, event.event, exc_info=True
+            )
+            return []
 
     def _emit_filtered(self, name: str, payload: Any, channel: Channel) -> None:
         """To each of this process's connections that pass, in its own room (the socket id)."""

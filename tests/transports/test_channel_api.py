@@ -93,6 +93,29 @@ def test_send_replaces_the_payload_for_the_channel(flask_app: Flask) -> None:
     assert events(client, "teamwork patched") == [{"only": "this"}]
 
 
+def test_synced_events_send_filtered_channels_only_and_never_fail_on_local_only_publishers(
+    flask_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    from kdk_app.core import ServiceEvent
+    from kdk_app.sync.envelope import SyncedContext
+
+    kdk = flask_app.extensions["kdk"]
+    client = flask_app.extensions["socketio"].test_client(flask_app, headers={"X-Team": "red"})
+    heard = SyncedContext(path="teamwork", event="created", origin="another-instance")
+    kdk.dispatch_event(
+        ServiceEvent("teamwork", "created", {"team": "red", "text": "synced"}, heard, remote=True)
+    )
+    assert [event["text"] for event in events(client, "teamwork created")] == ["synced"]
+    # A plain channel of a synced event was sent by its origin already: not again here.
+    kdk.dispatch_event(ServiceEvent("teamwork", "patched", {"id": 1}, heard, remote=True))
+    assert events(client, "teamwork patched") == []
+    # A publisher that needs a local call's context (context.app) fails on it, quietly.
+    kdk.service("teamwork").publish("removed", lambda data, context: context.app.channel("anonymous"))
+    with caplog.at_level("WARNING"):
+        kdk.dispatch_event(ServiceEvent("teamwork", "removed", {"id": 1}, heard, remote=True))
+    assert not [record for record in caplog.records if record.levelname in ("ERROR", "WARNING")]
+
+
 def test_a_channel_needs_the_real_time_layer(mongo_url: str) -> None:
     from kdk_app.core import Application
 
