@@ -5,6 +5,12 @@ from gevent import monkey
 
 monkey.patch_all()
 
-from kdk_app.app import create_app  # noqa: E402
+from gunicorn.errors import AppImportError  # noqa: E402
 
-app = create_app()
+from kdk_app.app import create_app  # noqa: E402
+from kdk_app.config_check import ConfigError  # noqa: E402
+
+try:
+    app = create_app()
+except ConfigError as exc:  # one line, and gunicorn halts ("App failed to load") instead of a traceback
+    raise AppImportError(str(exc)) from None

@@ -72,47 +72,83 @@ def _set_path(config: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+def environment_overrides(
+    environ: Mapping[str, str], sources: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """The settings ``environ`` sets; ``sources`` (when given) gets each dotted key's variable."""
     overrides: dict[str, Any] = {}
+
+    def put(path: list[str], value: Any, variable: str) -> None:
+        _set_path(overrides, path, value)
+        _record_sources(sources, {".".join(path): value}, variable)
+
     for name, raw in sorted(environ.items()):
         if name in ENV_ALIASES:
-            _set_path(overrides, ENV_ALIASES[name], raw)
+            put(ENV_ALIASES[name], raw, name)
         elif name.startswith("KDK_") and name not in LOADER_VARIABLES:
             path = [part.lower() for part in name[4:].split("__") if part]
             if path:
-                _set_path(overrides, path, _parse_env_value(raw))
+                put(path, _parse_env_value(raw), name)
     if environ.get("PORT"):
-        overrides["port"] = int(environ["PORT"])
+        put(["port"], int(environ["PORT"]), "PORT")
     if environ.get("HOST"):
-        overrides["host"] = environ["HOST"]
-    mongo_url = environ.get("MONGO_URL") or environ.get("DB_URL")
-    if mongo_url:
-        _set_path(overrides, ["mongo", "url"], mongo_url)
+        put(["host"], environ["HOST"], "HOST")
+    mongo_variable = "MONGO_URL" if environ.get("MONGO_URL") else "DB_URL"
+    if environ.get(mongo_variable):
+        put(["mongo", "url"], environ[mongo_variable], mongo_variable)
     if environ.get("REDIS_URL"):
-        _set_path(overrides, ["redis", "url"], environ["REDIS_URL"])
+        put(["redis", "url"], environ["REDIS_URL"], "REDIS_URL")
     if environ.get("FORWARDED_ALLOW_IPS"):  # gunicorn's setting: the same proxies are trusted
-        overrides["trusted_proxies"] = environ["FORWARDED_ALLOW_IPS"]
+        put(["trusted_proxies"], environ["FORWARDED_ALLOW_IPS"], "FORWARDED_ALLOW_IPS")
     if environ.get("JWT_SECRET"):
-        _set_path(overrides, ["authentication", "secret"], environ["JWT_SECRET"])
+        put(["authentication", "secret"], environ["JWT_SECRET"], "JWT_SECRET")
     return overrides
+
+
+def _record_sources(
+    sources: dict[str, list[str]] | None, tree: Mapping[str, Any], label: str, prefix: str = ""
+) -> None:
+    """``label`` as a source of every key of ``tree``, nested ones included (by dotted key)."""
+    if sources is None:
+        return
+    for key, value in tree.items():
+        sources.setdefault(f"{prefix}{key}", []).append(label)
+        if isinstance(value, Mapping):
+            _record_sources(sources, value, label, f"{prefix}{key}.")
 
 
 def load_config(
     env: str | None = None,
     config_dir: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    sources: dict[str, list[str]] | None = None,
+    *,
+    check: bool = True,
 ) -> dict[str, Any]:
-    """The merged configuration for ``env`` (default ``$KDK_ENV``, else ``development``)."""
+    """The merged configuration for ``env`` (default ``$KDK_ENV``, else ``development``).
+
+    ``sources``, when given, gets where each dotted key was set, in order (the last one wins): file
+    paths and variable names (a variable's JSON object lists its keys too). ``check``: unknown
+    keys are logged, values of the wrong type raise :class:`~kdk_app.config_check.ConfigError`.
+    """
     environ = os.environ if environ is None else environ
     env = env or environ.get("KDK_ENV") or "development"
     folder = Path(config_dir) if config_dir else default_config_dir()
     default_file = folder / "default.py"
     if not default_file.exists():
         raise FileNotFoundError(f"No configuration found at {default_file}")
-    config = read_config_file(default_file)
+    sources = {} if sources is None and check else sources
+    config = defaults = read_config_file(default_file)
+    _record_sources(sources, config, str(default_file))
     env_file = folder / f"{env}.py"
     if env_file.exists():
-        config = deep_merge(config, read_config_file(env_file))
-    config = deep_merge(config, environment_overrides(environ))
+        env_config = read_config_file(env_file)
+        _record_sources(sources, env_config, str(env_file))
+        config = deep_merge(config, env_config)
+    config = deep_merge(config, environment_overrides(environ, sources))
     config["env"] = env
+    if check:
+        from .config_check import enforce_config  # here: that module imports this one
+
+        enforce_config(config, sources or {}, default_file, defaults)
     return config

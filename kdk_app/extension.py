@@ -21,9 +21,10 @@ from .core import Application
 from .database import DEFAULT_HEARTBEAT_FREQUENCY_MS, DEFAULT_MAX_POOL_SIZE, DEFAULT_TIMEOUT_MS, MongoProvider
 from .distributed import configure_distribution
 from .gateway import configure_gateway
-from .health import register_healthcheck
+from .health import register_healthcheck, register_livez
 from .metrics import install_metrics
 from .parts import Part, ordered
+from .readiness import readiness_probes, register_readyz
 from .realtime import configure_realtime
 from .redis_client import redis_answers
 from .request_id import install_request_id
@@ -110,6 +111,8 @@ def _health(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> 
     if redis_url:
         checks.append(("isRedisRunning", lambda: redis_answers(redis_url, timeout_ms)))
     register_healthcheck(flask_app, checks)
+    register_livez(flask_app)
+    register_readyz(flask_app, readiness_probes(flask_app, settings, timeout_ms), timeout_ms)
 
 
 def _cors(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> None:

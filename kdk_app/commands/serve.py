@@ -30,9 +30,13 @@ def serve_command(host: str | None, port: int | None, reload: bool) -> None:
 
     def config() -> dict[str, Any]:
         from ..config import load_config
+        from ..config_check import ConfigError
         from ..logs import configure_logging
 
-        settings = load_config()
+        try:
+            settings = load_config()
+        except ConfigError as exc:  # one line ("Error: invalid configuration: …"), exit 1
+            raise click.ClickException(str(exc)) from None
         configure_logging(settings, level=root_params.get("log_level"))  # --log-level wins
         if host:
             settings["host"] = host

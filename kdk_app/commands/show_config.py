@@ -1,4 +1,6 @@
-"""``kdk config``: the merged configuration as JSON, secrets masked; exit 2 on an unusable URL."""
+"""``kdk config``: the merged configuration as JSON, secrets masked; exit 2 on an unusable URL.
+``kdk config --check``: the findings of :func:`~kdk_app.config_check.check_config` instead, one a
+line; exit 1 on an error (a value of the wrong type), 0 with warnings only."""
 
 from __future__ import annotations
 
@@ -51,15 +53,29 @@ def masked(value: Any, key: str = "") -> Any:
 
 
 @click.command("config")
-def config_command() -> None:
+@click.option("--check", is_flag=True, help="list unknown keys and wrong types instead; exit 1 on an error")
+def config_command(check: bool) -> None:
     """Print the merged configuration, secrets masked; exit 2 when a connection URL is unusable."""
     from ..config import load_config
+    from ..config_check import check_config
     from ..connection_urls import check_connection_urls
 
-    config = {k: v for k, v in load_config().items() if not callable(v)}
-    click.echo(json.dumps(masked(config), indent=2, default=repr))
+    sources: dict[str, list[str]] = {}
+    loaded = load_config(sources=sources, check=False)
+    config = {k: v for k, v in loaded.items() if not callable(v)}
+    context = click.get_current_context()
+    if check:
+        findings = check_config(loaded, sources)
+        for finding in findings:
+            click.echo(str(finding))
+        if not findings:
+            click.echo("ok: no unknown keys, no values of the wrong type")
+    else:
+        click.echo(json.dumps(masked(config), indent=2, default=repr))
     try:
         check_connection_urls(config)
     except ValueError as exc:
         click.echo(f"kdk config: {exc}", err=True)
-        click.get_current_context().exit(2)
+        context.exit(2)
+    if check and any(finding.level == "error" for finding in findings):
+        context.exit(1)
