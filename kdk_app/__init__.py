@@ -33,6 +33,27 @@ _EXPORTS = {
     "Channel": "kdk_app.channels",
     "EventSync": "kdk_app.sync",
     "load_config": "kdk_app.config",
+    "NULL": "kdk_app.core.resolvers",
+    "resolve": "kdk_app.core.resolvers",
+    "virtual": "kdk_app.core.resolvers",
+    "batch_virtual": "kdk_app.core.resolvers",
+    "resolve_data": "kdk_app.core.resolvers",
+    "resolve_result": "kdk_app.core.resolvers",
+    "resolve_external": "kdk_app.core.resolvers",
+    "resolve_query": "kdk_app.core.resolvers",
+    "populate": "kdk_app.core.populate",
+    "validate_data": "kdk_app.core.validation",
+    "validate_query": "kdk_app.core.validation",
+    "disallow": "kdk_app.core.common_hooks",
+    "iff": "kdk_app.core.common_hooks",
+    "iff_else": "kdk_app.core.common_hooks",
+    "is_provider": "kdk_app.core.common_hooks",
+    "discard": "kdk_app.core.common_hooks",
+    "prevent_changes": "kdk_app.core.common_hooks",
+    "soft_delete": "kdk_app.core.common_hooks",
+    "set_now": "kdk_app.core.common_hooks",
+    "cache": "kdk_app.core.common_hooks",
+    "request_cache": "kdk_app.core.common_hooks",
 }
 
 __all__ = [
@@ -51,6 +72,27 @@ __all__ = [
     "errors",
     "load_config",
     "start_serving",
+    "NULL",
+    "resolve",
+    "virtual",
+    "batch_virtual",
+    "resolve_data",
+    "resolve_result",
+    "resolve_external",
+    "resolve_query",
+    "populate",
+    "validate_data",
+    "validate_query",
+    "disallow",
+    "iff",
+    "iff_else",
+    "is_provider",
+    "discard",
+    "prevent_changes",
+    "soft_delete",
+    "set_now",
+    "cache",
+    "request_cache",
 ]
 
 if TYPE_CHECKING:
@@ -59,7 +101,31 @@ if TYPE_CHECKING:
     from .config import load_config
     from .core import errors
     from .core.application import Application, Service, ServiceEvent
+    from .core.common_hooks import (
+        cache,
+        disallow,
+        discard,
+        iff,
+        iff_else,
+        is_provider,
+        prevent_changes,
+        request_cache,
+        set_now,
+        soft_delete,
+    )
     from .core.hooks import HookContext
+    from .core.populate import populate
+    from .core.resolvers import (
+        NULL,
+        batch_virtual,
+        resolve,
+        resolve_data,
+        resolve_external,
+        resolve_query,
+        resolve_result,
+        virtual,
+    )
+    from .core.validation import validate_data, validate_query
     from .extension import KDK
     from .parts import Part
     from .services import MemoryService, MongoService
