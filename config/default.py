@@ -40,6 +40,8 @@ healthcheck = {"timeout_ms": 1000}
 # /metrics (README "Metrics"): a bearer token (KDK_METRICS__TOKEN) when set; "bind" serves it on
 # that address only (gunicorn.conf.py), not on the app's.
 metrics = {"enabled": True, "token": None, "bind": None, "public": True}
+# /openapi.json, generated from the services, and Swagger UI at docs_path (None: no UI).
+openapi = {"enabled": True, "path": "/openapi.json", "docs_path": "/docs"}
 # Lines of `kdk serve` and gunicorn (README "Logging"): "text" or "json" (KDK_LOG_FORMAT), the root
 # level (KDK_LOG_LEVEL) and levels per logger, e.g. {"kdk_app.sync": "DEBUG"}.
 logging = {"format": "text", "level": "INFO", "levels": {}}

@@ -23,6 +23,7 @@ from .distributed import configure_distribution
 from .gateway import configure_gateway
 from .health import register_healthcheck, register_livez
 from .metrics import install_metrics
+from .openapi import install_openapi
 from .parts import Part, ordered
 from .readiness import readiness_probes, register_readyz
 from .realtime import configure_realtime
@@ -133,6 +134,7 @@ DEFAULT_PARTS = (
     Part("cors", _cors, after=("gateway",)),
     # Counts what the other layers do (sync bus, distribution, channels): after them.
     Part("metrics", install_metrics, after=("rest", "realtime", "sync", "distribution", "health")),
+    Part("openapi", install_openapi, after=("rest", "authentication", "health")),  # documents their routes
     # Outermost: every layer's log lines carry the request id, CORS answers return it too.
     Part("request_id", install_request_id, after=("cors",)),
 )
