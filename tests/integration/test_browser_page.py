@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
 import requests
 from chromium import APT_TIMEOUT, BROWSER_RUN_TIMEOUT
 from flask import Flask
-from node import NODE, NPM, NPM_TIMEOUT, run, skip_or_fail, tail
+from node import NODE, NPM_TIMEOUT, run, tail
+from package_builds import assert_vendored_files_are_the_pinned_npm_builds, sdist_and_wheel_names
 
 from kdk_app.web import CONTENT_SECURITY_POLICY, PUBLIC_DIR, STATIC_DIR, register_web
 
@@ -113,16 +111,7 @@ def test_vendored_files_match_their_manifest_and_the_pins():
 
 @pytest.mark.timeout(NPM_TIMEOUT + 60)
 def test_vendored_files_are_the_pinned_npm_builds():
-    if NPM is None:
-        skip_or_fail("npm must be on PATH to compare public/vendor/ with the pinned npm packages")
-    proc = subprocess.run(
-        [sys.executable, str(VENDOR_SCRIPT), "--check", "--npm", NPM],
-        capture_output=True,
-        text=True,
-        timeout=NPM_TIMEOUT + 30,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    assert_vendored_files_are_the_pinned_npm_builds(VENDOR_SCRIPT)
 
 
 # --- packaging -----------------------------------------------------------------------------
@@ -131,27 +120,7 @@ def test_vendored_files_are_the_pinned_npm_builds():
 @pytest.mark.timeout(240)
 def test_sdist_and_wheel_ship_the_page(tmp_path):
     """`pip install` from an sdist must serve the page without npm: check both archives."""
-    source = tmp_path / "src"
-    source.mkdir()
-    # A copy, so that building leaves no build/ or egg-info in the work tree.
-    for name in ("setup.py", "setup.cfg", "MANIFEST.in", "README.md"):
-        if (REPO_ROOT / name).exists():
-            shutil.copy2(REPO_ROOT / name, source / name)
-    shutil.copytree(
-        REPO_ROOT / "kdk_app",
-        source / "kdk_app",
-        ignore=shutil.ignore_patterns("__pycache__", "node_modules", "*.pyc"),
-    )
-    dist = tmp_path / "dist"
-    run([sys.executable, "setup.py", "-q", "sdist", "-d", str(dist)], source, 120)
-    (sdist,) = dist.glob("*.tar.gz")
-    with tarfile.open(sdist) as archive:
-        sdist_names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    # With build isolation, as `pip install kdk-app` from an sdist does (fetches setuptools).
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(sdist)], tmp_path, 180)
-    (wheel,) = dist.glob("*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        wheel_names = set(archive.namelist())
+    sdist_names, wheel_names = sdist_and_wheel_names(tmp_path)
     served = ["kdk_app/static/index.html"] + [f"kdk_app/static/public/{asset}" for asset in ASSETS]
     served += ["kdk_app/static/public/vendor/vendor.json", "kdk_app/static/public/vendor/feathers.LICENSE"]
     for name in served:

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tarfile
 import uuid
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from chromium import APT_TIMEOUT, BROWSER_RUN_TIMEOUT
 from flask import Flask
-from node import NODE, NPM, NPM_TIMEOUT, run, skip_or_fail, tail
+from node import NODE, NPM_TIMEOUT, run, tail
+from package_builds import assert_vendored_files_are_the_pinned_npm_builds, sdist_and_wheel_names
 
 from kdk_app import create_app
 from kdk_app.openapi.vendor import FILES, SWAGGER_DIR, VENDOR_DIR
@@ -94,16 +92,7 @@ def test_vendored_swagger_ui_matches_its_manifest_and_the_pin():
 
 @pytest.mark.timeout(NPM_TIMEOUT + 60)
 def test_vendored_swagger_ui_is_the_pinned_npm_build():
-    if NPM is None:
-        skip_or_fail("npm must be on PATH to compare swagger/vendor/ with the pinned npm package")
-    proc = subprocess.run(
-        [sys.executable, str(VENDOR_SCRIPT), "--check", "--npm", NPM],
-        capture_output=True,
-        text=True,
-        timeout=NPM_TIMEOUT + 30,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    assert_vendored_files_are_the_pinned_npm_builds(VENDOR_SCRIPT)
 
 
 # --- packaging -------------------------------------------------------------------------------
@@ -111,25 +100,7 @@ def test_vendored_swagger_ui_is_the_pinned_npm_build():
 
 @pytest.mark.timeout(240)
 def test_sdist_and_wheel_ship_swagger_ui(tmp_path):
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("setup.py", "setup.cfg", "MANIFEST.in", "README.md"):
-        if (REPO_ROOT / name).exists():
-            shutil.copy2(REPO_ROOT / name, source / name)
-    shutil.copytree(
-        REPO_ROOT / "kdk_app",
-        source / "kdk_app",
-        ignore=shutil.ignore_patterns("__pycache__", "node_modules", "*.pyc"),
-    )
-    dist = tmp_path / "dist"
-    run([sys.executable, "setup.py", "-q", "sdist", "-d", str(dist)], source, 120)
-    (sdist,) = dist.glob("*.tar.gz")
-    with tarfile.open(sdist) as archive:
-        sdist_names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(sdist)], tmp_path, 180)
-    (wheel,) = dist.glob("*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        wheel_names = set(archive.namelist())
+    sdist_names, wheel_names = sdist_and_wheel_names(tmp_path)
     served = (
         ["index.html", "swagger-init.js"] + [f"vendor/{f.target}" for f in FILES] + ["vendor/vendor.json"]
     )
