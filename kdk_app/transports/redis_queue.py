@@ -3,10 +3,13 @@
 python-socketio's RedisManager already delivers an emit to this process's own clients before
 publishing it, so local clients keep receiving events while Redis is down. This subclass:
 
-- bounds a publish (it runs on the request path) by ``redis.socket_timeout_ms``, one attempt
-  and no redis-py retries; a failed publish is logged and dropped, never raised, and further
-  publishes are skipped for a short cool-down so a hung Redis costs one request the bound, not
-  every request;
+- takes the publish off the request path: an emit only queues the encoded message (bounded,
+  the oldest go first when full); one sender thread per process sends the queue in order, a
+  batch per round trip (a pipeline), so a create never waits on Redis and a burst of events
+  costs one round trip, not one each;
+- bounds each send by ``redis.socket_timeout_ms``, one attempt and no redis-py retries; a batch
+  that fails is logged and dropped (it may have been sent in part: never twice), and the
+  sender waits a short cool-down before the next, while new messages queue;
 - listens on a client and pubsub of its own that publishing never touches. python-socketio's
   publish reconnects by replacing ``self.pubsub`` with an unsubscribed one, on which
   ``listen()`` returns at once: a listener sharing it spins at 100 % CPU;
@@ -23,15 +26,19 @@ from typing import Any
 from redis.cluster import RedisCluster
 from socketio import RedisManager
 
-from ..background import jittered
+from ..background import BackgroundThread, jittered
 from ..redis_client import RedisTimeouts
 from ..redis_connect import redis_client
+from ..sync.outbox import Outbox, Pending
 from .rooms import IndexedRooms
 
 logger = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)  # then every 2 s until Redis is back
 PUBLISH_COOLDOWN = 1.0  # s without publish attempts after one failed
+PUBLISH_QUEUE_SIZE = 10_000  # messages waiting for the sender; then the oldest are dropped
+PUBLISH_BATCH = 200  # messages per pipeline
+PUBLISH_FLUSH_TIMEOUT = 1.0  # s a stopping process gives the sender to send what is queued
 POLL = 1.0  # s, longest wait for one message before the listener looks around
 PING_AFTER = 2.0  # s of silence before the listener pings
 DEAD_AFTER = 5.0  # s of silence (pings unanswered) after which the connection is dropped
@@ -58,8 +65,11 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
         }
         options.update(kwargs.pop("redis_options", None) or {})
         super().__init__(url, channel=channel, redis_options=options, **kwargs)
-        self._publish_paused_until = 0.0
         self.dropped_publishes = 0
+        self._outbox = Outbox(PUBLISH_QUEUE_SIZE)
+        # Started by the first publish, so in the process that publishes (a gunicorn worker,
+        # after the fork), never in a parent that only imported the app.
+        self._sender = BackgroundThread("kdk-queue-publisher", self._send_loop, wake=self._outbox.wake)
         self._listen_client: Any = None
 
     # --- clients ---------------------------------------------------------------------------
@@ -80,28 +90,56 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
         self.redis = self._client(dict(self.redis_options))
         self.connected = True
 
-    # --- publishing (request path) -----------------------------------------------------------
+    # --- publishing: queued on the request path, sent by the sender thread -------------------
     def _publish(self, data: Any) -> Any:
-        now = time.monotonic()
-        if now < self._publish_paused_until:
-            self.dropped_publishes += 1
-            return None
+        if not self._sender.running:
+            self._sender.start()
+        dropped = self._outbox.put((self.json.dumps(data).encode("utf-8"), None))
+        if dropped:
+            self.dropped_publishes += dropped
+        return None
+
+    @property
+    def pending_publishes(self) -> int:
+        return len(self._outbox)
+
+    def stop_publisher(self, timeout: float = PUBLISH_FLUSH_TIMEOUT) -> None:
+        """Send what is queued (one attempt) and stop the sender; the next publish restarts it."""
+        self._sender.stop(timeout)
+
+    def _send_loop(self, stop: Any) -> None:
+        while not stop.is_set():
+            batch = self._outbox.take(PUBLISH_BATCH, POLL)
+            if batch and not self._send(batch):
+                stop.wait(jittered(PUBLISH_COOLDOWN))
+        while len(self._outbox) and self._send(self._outbox.take(PUBLISH_BATCH, 0)):
+            pass
+
+    def _send(self, batch: list[Pending]) -> bool:
         try:
             if not self.connected:
                 self._redis_connect()
-            return self.redis.publish(self.channel, self.json.dumps(data))
-        except Exception as exc:  # noqa: BLE001 - local delivery is done; never fail the request
+            if isinstance(self.redis, RedisCluster):  # PUBLISH has no key a cluster pipeline routes
+                for message, _token in batch:
+                    self.redis.publish(self.channel, message)
+            else:
+                pipeline = self.redis.pipeline(transaction=False)
+                for message, _token in batch:
+                    pipeline.publish(self.channel, message)
+                pipeline.execute()
+            return True
+        except Exception as exc:  # noqa: BLE001 - local delivery is done; never fail the sender
             # A new client next time; but a cluster client re-learns the cluster by itself, and
             # a new one would first wait on every node of the URL when none answers.
             self.connected = isinstance(self.redis, RedisCluster)
-            self.dropped_publishes += 1
-            self._publish_paused_until = time.monotonic() + PUBLISH_COOLDOWN
+            self.dropped_publishes += len(batch)
             logger.warning(
-                "Socket.IO message queue could not publish to Redis (skipping for %gs): %s",
+                "Socket.IO message queue could not publish %d message(s) to Redis (next try in %gs): %s",
+                len(batch),
                 PUBLISH_COOLDOWN,
                 exc,
             )
-            return None
+            return False
 
     # --- listening (background task) ---------------------------------------------------------
     def _subscribe(self) -> Any:

@@ -103,6 +103,9 @@ class SocketTransport:
         channels.emitters.append(ChannelEmitter(self.emit, self.emit_local))
         channels.enter_room = lambda conn, room: self.server.enter_room(conn["sid"], room)
         channels.leave_room = lambda conn, room: self.server.leave_room(conn["sid"], room)
+        stop_publisher = getattr(queue, "stop_publisher", None)
+        if stop_publisher is not None:  # a stopping worker sends its queued publishes first
+            kdk.on("teardown", lambda _app: stop_publisher())
 
     def emit(self, event: str, payload: Any, rooms: list[str]) -> None:
         self.socketio.emit(event, payload, to=rooms)
