@@ -8,6 +8,7 @@ call it; under any other WSGI server the first request does (see :func:`start_on
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from flask import Flask
@@ -30,6 +31,16 @@ def start_serving(flask_app: Flask) -> None:
     if not kdk.started:
         logger.debug("starting background work")
         kdk.start()
+        freeze_startup_heap()
+
+
+def freeze_startup_heap() -> None:
+    """Keep what building the app made (modules, routes, schemas: ~80,000 objects) out of the
+    garbage collector's sight. A full collection scans every tracked object and took 80 ms on
+    that heap, one request's worth of stall each time it ran under load; frozen, it scans only
+    what requests made. Frozen objects are never freed, which the app's own never are anyway."""
+    gc.collect()
+    gc.freeze()
 
 
 def start_on_first_request(flask_app: Flask) -> None:
