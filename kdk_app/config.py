@@ -56,6 +56,16 @@ def read_config_file(path: Path) -> dict[str, Any]:
     }
 
 
+def shipped_defaults() -> dict[str, Any]:
+    """A fresh copy of kdk's own ``config/default.py``, for a project whose ``default.py``
+    changes a few settings and keeps the rest (``load_config`` reads one ``default.py`` only)::
+
+        globals().update(shipped_defaults())
+        services = {...}  # then the project's own settings replace those keys
+    """
+    return read_config_file(Path(__file__).resolve().parent.parent / "config" / "default.py")
+
+
 def _parse_env_value(raw: str) -> Any:
     try:
         return json.loads(raw)
