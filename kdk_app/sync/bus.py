@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pymongo.database import Database
 
 from ..core.application import Application, ServiceEvent
+from ..logs import REQUEST_ID
 from ..signing import Refused
 from .brokers import NEW_ONLY, BrokerOptions, Entry, open_broker
 from .drainer import Drainer
@@ -249,12 +250,17 @@ class EventSync:
             return
         self.stats.bump("received")
         self.stats.observe_lag(max(0.0, time.time() - envelope.ts / 1000))  # clocks may differ a little
-        self.app.dispatch_event(
-            ServiceEvent(
-                envelope.path,
-                envelope.event,
-                envelope.data,
-                synced_context(envelope),
-                remote=True,
+        # The origin's request id, so this instance's log lines about the event carry it.
+        token = REQUEST_ID.set(envelope.context.get("request_id"))
+        try:
+            self.app.dispatch_event(
+                ServiceEvent(
+                    envelope.path,
+                    envelope.event,
+                    envelope.data,
+                    synced_context(envelope),
+                    remote=True,
+                )
             )
-        )
+        finally:
+            REQUEST_ID.reset(token)

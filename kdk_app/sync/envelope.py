@@ -17,11 +17,15 @@ from typing import Any
 
 from ..core.hooks import HookContext
 from ..core.serialization import dumps
+from ..logs import current_request_id
 
 VERSION = 1
 # The stream entry field holding the JSON envelope.
 FIELD = "envelope"
-CONTEXT_KEYS = ("method", "id", "provider", "query", "user_id")
+# request_id: the id of the request or socket call that made the event, so the logs of every
+# instance that handles it can be matched to the origin's.
+CONTEXT_KEYS = ("method", "id", "provider", "query", "user_id", "request_id")
+MAX_REQUEST_ID = 200  # characters; longer ids are dropped, never logged
 _ROUTING_KEYS = ("id", "origin", "path", "event")
 
 
@@ -69,6 +73,7 @@ class SyncedContext:
     query: dict[str, Any] = field(default_factory=dict)
     user_id: Any = None
     origin: str | None = None
+    request_id: str | None = None
     remote: bool = True
 
     @property
@@ -86,9 +91,9 @@ def user_id_of(user: Any) -> Any:
 
 
 def summarize_context(context: HookContext | None) -> dict[str, Any]:
-    """The small context sent along: method, id, provider, query and user id."""
+    """The small context sent along: method, id, provider, query, user id and request id."""
     if context is None:
-        return dict.fromkeys(CONTEXT_KEYS)
+        return {**dict.fromkeys(CONTEXT_KEYS), "request_id": current_request_id()}
     params = getattr(context, "params", None) or {}
     return {
         "method": getattr(context, "method", None),
@@ -96,6 +101,7 @@ def summarize_context(context: HookContext | None) -> dict[str, Any]:
         "provider": params.get("provider"),
         "query": params.get("query") or {},
         "user_id": user_id_of(params.get("user")),
+        "request_id": current_request_id(),
     }
 
 
@@ -151,6 +157,9 @@ def envelope_from_dict(message: Any) -> Envelope:
     query = context.get("query")
     if query is not None and not isinstance(query, dict):
         raise EnvelopeError("'context.query' must be an object")
+    request_id = context.get("request_id")
+    if not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID:
+        context = {**context, "request_id": None}  # an older sender's, or not one to log
     return Envelope(
         id=message["id"],
         origin=message["origin"],
@@ -173,4 +182,5 @@ def synced_context(envelope: Envelope) -> SyncedContext:
         query=context.get("query") or {},
         user_id=context.get("user_id"),
         origin=envelope.origin,
+        request_id=context.get("request_id"),
     )

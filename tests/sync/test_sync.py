@@ -15,6 +15,7 @@ from bson import ObjectId
 
 from kdk_app.core import Application, ServiceEvent
 from kdk_app.embedded import free_port, start_redis
+from kdk_app.logs import REQUEST_ID, current_request_id
 from kdk_app.services import MemoryService
 from kdk_app.sync import EnvelopeError, EventSync, SyncedContext, configure_sync, parse_envelope
 from kdk_app.sync.envelope import FIELD, make_envelope, summarize_context
@@ -115,8 +116,38 @@ def test_envelope_round_trip_keeps_routing_payload_and_small_context():
         "provider": "socketio",
         "query": {"a": "1"},
         "user_id": str(user["_id"]),
+        "request_id": None,
     }
-    assert summarize_context(None) == dict.fromkeys(["method", "id", "provider", "query", "user_id"])
+    assert summarize_context(None) == dict.fromkeys(
+        ["method", "id", "provider", "query", "user_id", "request_id"]
+    )
+
+
+def test_an_envelope_carries_the_request_id_and_drops_one_that_is_not_a_short_string():
+    token = REQUEST_ID.set("req-42")
+    try:
+        envelope = make_envelope("messages", "created", {}, None, "node-1")
+    finally:
+        REQUEST_ID.reset(token)
+    assert parse_envelope(envelope.encode()).context["request_id"] == "req-42"
+    for bad in (42, "x" * 201, ["a"]):
+        raw = json.loads(envelope.encode())
+        raw["context"]["request_id"] = bad
+        assert parse_envelope(json.dumps(raw)).context["request_id"] is None
+
+
+def test_listeners_on_b_run_under_the_request_id_of_the_call_on_a(nodes):
+    a, b = nodes
+    seen_on_b: list[Any] = []
+    b.service.on("created", lambda data, context: seen_on_b.append((current_request_id(), context)))
+    token = REQUEST_ID.set("req-from-a")
+    try:
+        a.service.create({"text": "traced"}, {"provider": "rest"})
+    finally:
+        REQUEST_ID.reset(token)
+    wait_until(lambda: seen_on_b, what="B to hear A's event")
+    request_id, context = seen_on_b[0]
+    assert request_id == "req-from-a" and context.request_id == "req-from-a"
 
 
 @pytest.mark.parametrize(
