@@ -16,25 +16,17 @@
 // Exit code 0 when every check passed; result.json lists the steps and browser console errors.
 const crypto = require('crypto')
 const fs = require('fs')
-const os = require('os')
 const path = require('path')
-const { chromium } = require('playwright-core')
+const { settings, runDriver, stepLogger } = require('./driver')
 
-const SERVER_URL = (process.env.SERVER_URL || 'http://127.0.0.1:8081').replace(/\/$/, '')
+const SETTINGS = settings('kdk-chat-')
+const { SERVER_URL, OUT_DIR, STEP_TIMEOUT_MS } = SETTINGS
 const SEED = JSON.parse(fs.readFileSync(process.env.SEED, 'utf8'))
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
-const OUT_DIR = process.env.OUT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'kdk-chat-'))
-const STEP_TIMEOUT_MS = Number(process.env.STEP_TIMEOUT_MS) || 10000
-const RUN_TIMEOUT_MS = 45000
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'
-]
 // A 1x1 PNG answers the Gravatar requests: the test never goes to the internet.
 const PIXEL = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=', 'base64')
 
 const result = { ok: false, steps: [], consoleErrors: [], navigations: {}, avatarsRequested: 0 }
-const step = (name) => { result.steps.push(name); console.log('step:', name) }
+const step = stepLogger(result)
 const check = (ok, message) => { if (!ok) throw new Error(message) }
 const gravatar = (email) =>
   `https://s.gravatar.com/avatar/${crypto.createHash('md5').update(email.toLowerCase()).digest('hex')}?s=60`
@@ -160,30 +152,4 @@ async function run (browser) {
   result.ok = true
 }
 
-async function main () {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: STEP_TIMEOUT_MS * 2 })
-  const cap = setTimeout(() => {
-    result.error = `run did not finish within ${RUN_TIMEOUT_MS} ms`
-    finish(browser, 1)
-  }, RUN_TIMEOUT_MS)
-  try {
-    await run(browser)
-  } catch (error) {
-    result.error = error.stack || String(error)
-  } finally {
-    clearTimeout(cap)
-  }
-  await finish(browser, result.ok ? 0 : 1)
-}
-
-async function finish (browser, code) {
-  fs.writeFileSync(path.join(OUT_DIR, 'result.json'), JSON.stringify(result, null, 2))
-  await browser.close().catch(() => {})
-  process.exit(code)
-}
-
-main().catch((error) => {
-  result.error = error.stack || String(error)
-  fs.writeFileSync(path.join(OUT_DIR, 'result.json'), JSON.stringify(result, null, 2))
-  process.exit(1)
-})
+runDriver(run, result, SETTINGS)

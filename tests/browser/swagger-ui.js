@@ -7,23 +7,14 @@
 //
 // Environment: SERVER_URL, CHROMIUM, OUT_DIR (swagger-ui.png and result.json go there),
 // STEP_TIMEOUT_MS (default 10000); the whole run is capped at 45 s.
-const fs = require('fs')
-const os = require('os')
 const path = require('path')
-const { chromium } = require('playwright-core')
+const { settings, runDriver, stepLogger } = require('./driver')
 
-const SERVER_URL = (process.env.SERVER_URL || 'http://127.0.0.1:8081').replace(/\/$/, '')
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
-const OUT_DIR = process.env.OUT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'kdk-swagger-'))
-const STEP_TIMEOUT_MS = Number(process.env.STEP_TIMEOUT_MS) || 10000
-const RUN_TIMEOUT_MS = 45000
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'
-]
+const SETTINGS = settings('kdk-swagger-')
+const { SERVER_URL, OUT_DIR, STEP_TIMEOUT_MS } = SETTINGS
 
 const result = { ok: false, steps: [], consoleErrors: [], foreignRequests: [], title: null, screenshot: null }
-const step = (name) => { result.steps.push(name); console.log('step:', name) }
+const step = stepLogger(result)
 
 async function run (browser) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
@@ -61,30 +52,4 @@ async function run (browser) {
   result.ok = true
 }
 
-async function main () {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: STEP_TIMEOUT_MS * 2 })
-  const cap = setTimeout(() => {
-    result.error = `run did not finish within ${RUN_TIMEOUT_MS} ms`
-    finish(browser, 1)
-  }, RUN_TIMEOUT_MS)
-  try {
-    await run(browser)
-  } catch (error) {
-    result.error = error.stack || String(error)
-  } finally {
-    clearTimeout(cap)
-  }
-  await finish(browser, result.ok ? 0 : 1)
-}
-
-async function finish (browser, code) {
-  fs.writeFileSync(path.join(OUT_DIR, 'result.json'), JSON.stringify(result, null, 2))
-  await browser.close().catch(() => {})
-  process.exit(code)
-}
-
-main().catch((error) => {
-  result.error = error.stack || String(error)
-  fs.writeFileSync(path.join(OUT_DIR, 'result.json'), JSON.stringify(result, null, 2))
-  process.exit(1)
-})
+runDriver(run, result, SETTINGS)
