@@ -14,7 +14,8 @@ from kdk_app.logs import ACCESS_LOG_FORMAT, configure_logging, logging_config
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8081')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-worker_class = "gevent"
+# gevent, yielding between two requests of a keep-alive connection (kdk_app/gunicorn_worker.py).
+worker_class = "kdk_app.gunicorn_worker.FairGeventWorker"
 worker_connections = int(os.environ.get("KDK_WORKER_CONNECTIONS", "20000"))
 # Long-lived websockets are normal: gevent workers notify the arbiter from their own greenlet.
 timeout = int(os.environ.get("KDK_WORKER_TIMEOUT", "60"))

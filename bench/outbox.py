@@ -51,7 +51,7 @@ SETUPS = {
 
 def start_app(name: str, env: dict[str, str], workdir: Path) -> tuple[ManagedProcess, str]:
     port = free_port()
-    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-w", str(WORKERS), "-k", "gevent"]
+    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-w", str(WORKERS)]
     args += ["--control-socket", str(workdir / f"{name}.ctl"), "wsgi:app"]
     url = f"http://127.0.0.1:{port}"
     process = ManagedProcess(

@@ -16,16 +16,16 @@ Two groups of scenarios (``--only`` runs one of them):
   greenlets: what the database delivers with no HTTP in the loop), then kdk-app (``wsgi:app``)
   against a hand-written Flask view on pymongo for GET by id, find and create.
 
-Every app runs under gunicorn ``-k gevent -w 2`` (gunicorn.conf.py). The servers of a scenario
-alternate in short rounds, so background load or drift hits all alike; ratios are medians of the
-rounds. Prints req/s, p50/p99, the ratios against the targets (met / not met), and ends with one
-line ``BENCH_RESULT {json}``. Needs ``wrk`` (Debian: ``apt-get install -y wrk``); without it the
-script exits with status 2 and says so, rather than falling back to a Python load generator that
-would take CPU from the servers under test. The memory group needs node, npm and the anchor's
-folder (``--node-anchor`` or ``$BENCH_NODE_ANCHOR``; bench/node_anchor.py installs a copy outside
-the repo). A private Redis is started for the anchor's feathers-sync. Every process it starts is
-stopped by PID. See bench/README.md for the interpretation of the targets and recorded figures.
-"""
+Every app runs under gunicorn ``-w 2`` with gunicorn.conf.py's worker (the fair gevent one). The
+servers of a scenario alternate in short rounds, so background load or drift hits all alike;
+ratios are medians of the rounds. Prints req/s, p50/p99, the ratios against the targets (met / not
+met), and ends with one line ``BENCH_RESULT {json}``. Needs ``wrk`` (Debian: ``apt-get install -y
+wrk``); without it the script exits with status 2 and says so, rather than falling back to a
+Python load generator that would take CPU from the servers under test. The memory group needs
+node, npm and the anchor's folder (``--node-anchor`` or ``$BENCH_NODE_ANCHOR``;
+bench/node_anchor.py installs a copy outside the repo). A private Redis is started for the
+anchor's feathers-sync. Every process it starts is stopped by PID. See bench/README.md for the
+interpretation of the targets and recorded figures."""
 
 from __future__ import annotations
 
@@ -511,7 +511,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {
             "only": groups,
             "workers": WORKERS,
-            "worker_class": "gevent",
+            "worker_class": "kdk_app.gunicorn_worker.FairGeventWorker",
             "node_processes": 2,
             "connections": args.connections,
             "threads": args.threads,

@@ -153,7 +153,8 @@ def http_call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any
 def start_gunicorn(
     name: str, module: str, env: dict[str, str], logdir: Path, ids_file: Path, kdk: bool = True
 ) -> Server:
-    """``gunicorn -w 2 -k gevent module`` on a port of its own (not waited for: see wait_ready)."""
+    """``gunicorn -w 2 module`` (gunicorn.conf.py's worker) on a port of its own (not waited for:
+    see wait_ready)."""
     port = free_port()
     environment = child_environment(
         {
@@ -167,7 +168,7 @@ def start_gunicorn(
     args = [sys.executable, "-m", "gunicorn", "-c", KDK_GUNICORN_CONF if kdk else OTHER_GUNICORN_CONF]
     # A control socket each: servers must not share ~/.gunicorn/gunicorn.ctl.
     args += ["--control-socket", str(logdir / f"{name}.ctl")]
-    args += ["-w", str(WORKERS), "-k", "gevent", module]
+    args += ["-w", str(WORKERS), module]
     process = ManagedProcess(
         args, name=f"gunicorn-{name}", log_path=logdir / f"{name}.log", env=environment, cwd=REPO_ROOT
     )

@@ -5,7 +5,7 @@
         [--sockets 1000,5000,10000] [--events 3] [--no-plots]
 
 Both servers hold ``messages`` in memory, the anchor's 200 seeded records, and share a private
-Redis: kdk-app is ``bench/rest_app_kdk_memory.py`` under ``gunicorn -k gevent -w 2``
+Redis: kdk-app is ``bench/rest_app_kdk_memory.py`` under ``gunicorn -w 2`` (gunicorn.conf.py's worker)
 (events between its two workers through the Socket.IO queue on Redis), the anchor is two Node
 processes on two ports (STORE=memory, feathers-sync on Redis). Two parts:
 

@@ -11,6 +11,7 @@ import signal
 import socket
 from typing import Any
 
+import gevent
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .app import create_app
@@ -22,7 +23,14 @@ logger = logging.getLogger(__name__)
 class Handler(WSGIHandler):
     """Closes the connection after a websocket session instead of reading the next request
     from it: the client's close frame would be parsed as HTTP, and the client would wait
-    seconds for a close reply (gunicorn's worker does the same by design)."""
+    seconds for a close reply (gunicorn's worker does the same by design). Yields to the hub
+    between two requests of a connection, so one whose next request is always ready cannot
+    starve the others (see kdk_app/gunicorn_worker.py)."""
+
+    def handle_one_request(self) -> Any:
+        result = super().handle_one_request()
+        gevent.sleep(0)
+        return result
 
     def run_application(self) -> None:
         try:

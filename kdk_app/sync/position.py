@@ -72,7 +72,16 @@ def resume_position(client: AnyRedis, stream: str, last_id: str) -> str:
             last_id,
         )
         return BEGINNING
-    if generated > last and _trimmed_past(info, last):
+    if generated > last and last != (0, 0) and _recreated_after(info, last):
+        logger.warning(
+            "sync stream %r starts after our position %s and lost no entry to trimming: it is a "
+            "new stream (Redis restarted without persistence?); events stored in the old one "
+            "after %s and not yet read are lost",
+            stream,
+            last_id,
+            last_id,
+        )
+    elif generated > last and _trimmed_past(info, last):
         logger.warning(
             "sync stream %r was trimmed past our position %s (retention or maxlen): "
             "events after it and before %s may have been lost for this instance",
@@ -86,6 +95,15 @@ def resume_position(client: AnyRedis, stream: str, last_id: str) -> str:
 def _first_id(info: dict[str, Any]) -> str | None:
     first = info.get("first-entry")
     return as_text(first[0]) if first else None
+
+
+def _recreated_after(info: dict[str, Any], last: tuple[int, int]) -> bool:
+    """A stream whose every entry is newer than ``last`` and which never lost one (Redis 7+
+    counts the entries ever added): not trimmed, made anew since we read the old one."""
+    first, added = _first_id(info), info.get("entries-added")
+    if first is None or added is None:
+        return False
+    return parse_id(first) > last and int(added) == int(info.get("length", 0))
 
 
 def _trimmed_past(info: dict[str, Any], last: tuple[int, int]) -> bool:

@@ -219,6 +219,19 @@ def test_resume_position_pins_new_only_and_restarts_reset_streams(redis_url, str
     assert any("was reset" in m for m in messages) and any("is gone" in m for m in messages)
 
 
+def test_a_stream_made_anew_after_our_position_is_reported_as_new_not_as_trimmed(redis_url, stream, caplog):
+    """What a Redis restart without persistence looks like once a publisher has written again."""
+    client = redis.Redis.from_url(redis_url)
+    position = client.xadd(stream, {FIELD: "old"}, id="1000-0").decode()
+    client.delete(stream)
+    client.xadd(stream, {FIELD: "new"}, id="2000-0")  # ids are times: the new one is later
+    with caplog.at_level(logging.WARNING, logger="kdk_app.sync"):
+        # Every entry of the new stream is after our position: reading on from it misses none.
+        assert resume_position(client, stream, position) == position
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and "new stream" in messages[0] and "trimmed past" not in messages[0]
+
+
 # --- two instances on one Redis --------------------------------------------------------------
 
 

@@ -1,0 +1,61 @@
+"""One busy keep-alive connection cannot starve the others (kdk_app/gunicorn_worker.py, the
+handler of kdk_app/server.py): both servers yield to the hub between two requests of a
+connection, so a client whose next request is always ready takes turns with the rest."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+PIPELINED = 400
+REQUEST = b"GET /livez HTTP/1.1\r\nHost: test\r\n\r\n"
+STATUS_LINE = b"HTTP/1.1 200"
+
+
+def read_one_response(sock: socket.socket) -> bytes:
+    """Read one answer of /livez (headers and a Content-Length body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    fields = [line.split(b":", 1) for line in head.split(b"\r\n")[1:]]
+    length = next(int(value) for name, value in fields if name.strip().lower() == b"content-length")
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def responses_already_received(sock: socket.socket) -> int:
+    sock.setblocking(False)
+    data = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    except BlockingIOError:
+        pass
+    return data.count(STATUS_LINE)
+
+
+@pytest.mark.parametrize("workers", [1, 0], ids=["gunicorn", "kdk-serve"])
+def test_a_connection_with_its_next_requests_ready_does_not_starve_another(app_server_factory, workers):
+    server = app_server_factory(workers=workers)
+    greedy = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    other = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    try:
+        # Both connections accepted and served once before the race starts.
+        for sock in (greedy, other):
+            sock.sendall(REQUEST)
+            assert read_one_response(sock).startswith(STATUS_LINE)
+
+        greedy.sendall(REQUEST * PIPELINED)
+        greedy.recv(1)  # its batch is being answered: the other's request comes in mid-batch
+        other.sendall(REQUEST)
+        assert read_one_response(other).startswith(STATUS_LINE)
+        # Unfair, the greedy connection's whole batch is answered before the other's one request.
+        assert responses_already_received(greedy) < PIPELINED // 2
+    finally:
+        greedy.close()
+        other.close()
