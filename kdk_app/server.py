@@ -15,17 +15,19 @@ import gevent
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .app import create_app
+from .http_strict import StrictRequestReading
 from .serving import kdk_of, start_serving
 
 logger = logging.getLogger(__name__)
 
 
-class Handler(WSGIHandler):
-    """Closes the connection after a websocket session instead of reading the next request
-    from it: the client's close frame would be parsed as HTTP, and the client would wait
-    seconds for a close reply (gunicorn's worker does the same by design). Yields to the hub
-    between two requests of a connection, so one whose next request is always ready cannot
-    starve the others (see kdk_app/gunicorn_worker.py)."""
+class Handler(StrictRequestReading, WSGIHandler):
+    """Reads requests as strictly as gunicorn (kdk_app/http_strict.py). Closes the connection
+    after a websocket session instead of reading the next request from it: the client's close
+    frame would be parsed as HTTP, and the client would wait seconds for a close reply
+    (gunicorn's worker does the same by design). Yields to the hub between two requests of a
+    connection, so one whose next request is always ready cannot starve the others (see
+    kdk_app/gunicorn_worker.py)."""
 
     def handle_one_request(self) -> Any:
         result = super().handle_one_request()

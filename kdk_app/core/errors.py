@@ -96,6 +96,11 @@ class PayloadTooLarge(FeathersError):
     code, class_name = 413, "payload-too-large"
 
 
+class RequestHeaderFieldsTooLarge(FeathersError):
+    # Not in the Feathers name map either: refused by kdk serve's request reader before the app.
+    code, class_name = 431, "request-header-fields-too-large"
+
+
 class Unprocessable(FeathersError):
     code, class_name = 422, "unprocessable"
 
