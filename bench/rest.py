@@ -337,6 +337,11 @@ def start_servers(
                 "JWT_SECRET": jwt_secret,
                 SEED_FILE_VARIABLE: str(seed_file),
             }
+            if name == "kdk_memory" and redis_url:
+                # Events on Redis, as the anchor's feathers-sync: the Socket.IO queue and the sync
+                # bus, whose outbox is in memory (at most once, as feathers-sync) rather than the
+                # default MongoDB one, which would put a database write into every create.
+                env.update(REDIS_URL=redis_url, KDK_SYNC__OUTBOX="memory")
             servers[name] = start_gunicorn(name, module, env, logdir, ids_file, kdk=kdk)
         if "memory" in groups:
             assert anchor is not None and redis_url is not None

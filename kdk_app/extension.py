@@ -111,9 +111,15 @@ def _health(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> 
     redis_url = (settings.get("redis") or {}).get("url")
     if redis_url:
         checks.append(("isRedisRunning", lambda: redis_answers(redis_url, timeout_ms)))
+    probes = readiness_probes(flask_app, settings, timeout_ms)
+    sync_url = str((settings.get("sync") or {}).get("url") or "")
+    if sync_url and not sync_url.startswith(("redis", "rediss", "unix")):
+        # A broker of its own (RabbitMQ, NATS): isRedisRunning says nothing about it. The bus's
+        # own state, as /readyz reads it, with no round trip.
+        checks.append(("isSyncRunning", lambda: probes["sync"]()[0]))
     register_healthcheck(flask_app, checks)
     register_livez(flask_app)
-    register_readyz(flask_app, readiness_probes(flask_app, settings, timeout_ms), timeout_ms)
+    register_readyz(flask_app, probes, timeout_ms)
 
 
 def _cors(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> None:

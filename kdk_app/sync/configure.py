@@ -33,7 +33,7 @@ def configure_sync(app: Application, settings: Mapping[str, Any]) -> EventSync |
     """The bus on ``sync.url``, else ``redis.url``, started by ``app.start()``; or None.
 
     None when neither URL is configured or ``settings["sync"]["enabled"]`` is false. The bus
-    stops itself on ``app.teardown()``. Its signing secret: see :func:`resolve_sync_secret`.
+    closes itself on ``app.teardown()``. Its signing secret: see :func:`resolve_sync_secret`.
     """
     redis_settings = settings.get("redis") or {}
     options = dict(settings.get("sync") or {})
@@ -62,6 +62,6 @@ def configure_sync(app: Application, settings: Mapping[str, Any]) -> EventSync |
     sync = EventSync(
         app, url, secret=secret, durable=durable, **{k: v for k, v in options.items() if v is not None}
     )
-    app.on("teardown", lambda _app: sync.stop())
+    app.on("teardown", lambda _app: sync.close())
     app.on_start(sync.start)
     return sync

@@ -298,6 +298,16 @@ def test_a_stopped_bus_catches_up_from_its_queue_when_started_again(nodes, broke
     wait_until(lambda: b.texts() == ["one", "two", "three"], what="B to catch up")
 
 
+def test_closing_a_bus_deletes_its_queue_and_leaves_the_others(nodes, broker):
+    a, b = nodes
+    b.sync.close()  # what the app's teardown does (a stopping worker)
+    assert not broker.queue_exists(b.sync.broker.queue)
+    assert broker.queue_exists(a.sync.broker.queue)
+    a.service.create({"text": "after B left"})
+    wait_until(lambda: a.sync.stats.published == 1, what="A to publish")
+    assert not broker.queue_exists(b.sync.broker.queue)  # nothing fills it again
+
+
 def test_only_new_events_are_a_valid_start_position(rabbitmq, broker):
     with pytest.raises(ValueError, match="RabbitMQ keeps no stream positions"):
         EventSync(Application(), rabbitmq, stream=broker.stream, secret=SECRET, start_id="0-0")

@@ -20,6 +20,7 @@ import requests
 from clients import wait_until
 from node import skip_or_fail
 
+from kdk_app.app import create_app
 from kdk_app.core import Application, ServiceEvent
 from kdk_app.embedded import ManagedProcess, free_port
 from kdk_app.services import MemoryService
@@ -365,6 +366,32 @@ def test_nats_restart_keeps_local_events_and_delivers_them_in_order_once(nats_se
     finally:
         a.sync.stop()
         b.sync.stop()
+
+
+def test_healthcheck_flags_the_nats_sync_bus_down_and_up_again(nats_servers, mongo_url, stream):
+    process, url = nats_servers.start()
+    app = create_app(
+        mongo={"url": mongo_url, "database": f"nats_health_{uuid.uuid4().hex[:10]}"},
+        redis={"url": None},
+        sync={"url": url, "stream": stream, "secret": SECRET.decode(), "block_ms": 100, "socket_timeout": 1},
+        healthcheck={"timeout_ms": 500},
+    )
+    kdk = app.extensions["kdk"]
+    client = app.test_client()
+
+    def sync_flag() -> tuple[int, Any]:
+        response = client.get("/healthcheck")
+        return response.status_code, response.get_json().get("isSyncRunning")
+
+    try:
+        kdk.start()
+        assert wait_until(lambda: sync_flag() == (200, True), timeout=10)
+        process.stop()
+        assert wait_until(lambda: sync_flag() == (503, False), timeout=10)
+        process.start()
+        assert wait_until(lambda: sync_flag() == (200, True), timeout=15)
+    finally:
+        kdk.teardown()
 
 
 def test_a_hung_nats_server_costs_bounded_waits(nats_servers, stream):

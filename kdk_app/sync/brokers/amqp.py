@@ -325,6 +325,15 @@ class AmqpBroker:
     def reader(self) -> AmqpReader:
         return AmqpReader(self)
 
+    def retire(self) -> None:
+        # Named after this process, the queue would otherwise fill for retention_ms after it.
+        connection = self.address.connect(f"kdk-sync-retire {self.reader_id}", self.options.socket_timeout)
+        try:
+            connection.channel().queue_delete(self.queue)
+        finally:
+            _shut(connection)
+        self.declared = False  # a later start declares it afresh, with no loss to report
+
 
 class RecentBodies:
     """Digests of the last ``size`` message bodies handled (a bounded set)."""

@@ -76,3 +76,6 @@ class Broker(Protocol):
     def writer(self) -> Writer: ...
 
     def reader(self) -> Reader: ...
+
+    def retire(self) -> None:
+        """The bus is gone for good: drop what the broker keeps for its reader alone."""

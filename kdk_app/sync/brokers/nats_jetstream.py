@@ -251,6 +251,9 @@ class JetStreamBroker:
     def writer(self) -> JetStreamWriter:
         return JetStreamWriter(self._open_for_writing, self.subject, self.options.socket_timeout)
 
+    def retire(self) -> None:
+        """Nothing to drop: a reader's ephemeral consumer goes with its connection."""
+
     def reader(self) -> JetStreamReader:
         conn = self._connect()
         return JetStreamReader(conn, self.name, self.subject, self.options, self.batch_size, self._seen)

@@ -115,6 +115,9 @@ class RedisStreamBroker:
             _client(self.url, o.socket_timeout, o.socket_timeout), o.stream, o.maxlen, o.retention_ms
         )
 
+    def retire(self) -> None:
+        """Nothing to drop: readers keep their positions themselves."""
+
     def reader(self) -> RedisStreamReader:
         # The blocking read must outlast its own BLOCK time before the socket gives up.
         o = self.options
