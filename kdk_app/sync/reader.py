@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from ..background import BackgroundThread, Backoff
@@ -91,4 +92,7 @@ class StreamReader:
                 logger.exception("sync reader: entry %s failed", entry.id)
             self.last_id = entry.id
             handled.append(entry)
+            # A batch is up to a few hundred entries: let the worker's requests run between two
+            # (one greenlet under gevent; measured +10 % creates/s with 2 workers on one stream).
+            time.sleep(0)
         return handled
