@@ -35,17 +35,13 @@ Redis topology passes ``redis=start_...``, a function of the scenario's folder t
 :class:`~bench.faults_servers.RedisSetup` (see ``start_sentinel_redis``); the apps get its
 ``url``. Use the helpers here to pause, stop or kill by PID, and put anything worth reporting
 (PIDs, intermediate times) in ``FaultWindow.notes``. The new name is then accepted by
-``--scenarios`` and runs by default. Two examples of how the planned ones fit:
+``--scenarios`` and runs by default. How the planned one fits:
 
-- *SIGKILL the origin's workers during a Redis outage*: on the single Redis, ``process.stop()``
-  the Redis, ``os.kill`` each PID of ``run.stack.a.workers()`` with SIGKILL (their sync outboxes
-  die with them), ``process.start()`` the Redis again, and wait with
-  ``run.stack.all_workers_attached`` for the replacements; the end is the restart.
 - *Redis Cluster master kill*: a ``start_cluster_redis(workdir)`` in ``bench/faults_servers.py``
   returning a ``RedisSetup`` subclass (its nodes in ``processes``, ``master_port()`` for the
   node that owns the stream's slot), passed as ``redis=``; the inject SIGKILLs that master and
-  ends when a replica has taken its slots. The app refuses ``redis+cluster://`` URLs today
-  (``kdk_app/redis_connect.py``), so this one needs the product first.
+  ends when a replica has taken its slots. The app takes ``redis+cluster://`` URLs; the
+  suite's ``tests/integration/test_redis_cluster.py`` has the cluster start-up to reuse.
 """
 
 from __future__ import annotations
@@ -246,6 +242,31 @@ def worker_kill(run: Run) -> FaultWindow:
         "replacement_ready_s": round(time.time() - start, 3),
     }
     return FaultWindow(start, start, notes)
+
+
+@scenario(
+    "origin-kill-in-redis-outage",
+    "SIGTERM Redis, SIGKILL both workers of A half-way through --fault-seconds (their creates of the "
+    "outage wait in A's MongoDB outbox), start Redis again; ends once A's new workers read Redis",
+)
+def origin_kill_in_redis_outage(run: Run) -> FaultWindow:
+    process, stack = single_redis(run).process, run.stack
+    start = time.time()
+    process.stop()
+    sleep_until(start + run.args.fault_seconds / 2)
+    killed = stack.a.workers()
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    killed_at = time.time()
+    sleep_until(start + run.args.fault_seconds)
+    process.start()
+    wait_for(
+        lambda: not set(killed) & set(stack.a.workers()) and stack.all_workers_attached(),
+        RECOVERY_WAIT,
+        "A's new workers on Redis",
+    )
+    notes = {"killed_pids": killed, "killed_after_s": round(killed_at - start, 2)}
+    return FaultWindow(start, time.time(), notes)
 
 
 # New scenarios go above this line, each an ``@scenario`` function (see the module docstring).
