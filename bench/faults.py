@@ -35,13 +35,7 @@ Redis topology passes ``redis=start_...``, a function of the scenario's folder t
 :class:`~bench.faults_servers.RedisSetup` (see ``start_sentinel_redis``); the apps get its
 ``url``. Use the helpers here to pause, stop or kill by PID, and put anything worth reporting
 (PIDs, intermediate times) in ``FaultWindow.notes``. The new name is then accepted by
-``--scenarios`` and runs by default. How the planned one fits:
-
-- *Redis Cluster master kill*: a ``start_cluster_redis(workdir)`` in ``bench/faults_servers.py``
-  returning a ``RedisSetup`` subclass (its nodes in ``processes``, ``master_port()`` for the
-  node that owns the stream's slot), passed as ``redis=``; the inject SIGKILLs that master and
-  ends when a replica has taken its slots. The app takes ``redis+cluster://`` URLs; the
-  suite's ``tests/integration/test_redis_cluster.py`` has the cluster start-up to reuse.
+``--scenarios`` and runs by default.
 """
 
 from __future__ import annotations
@@ -72,12 +66,14 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: bench/ is on sys.path, th
 
 from bench.common import percentile  # noqa: E402
 from bench.faults_servers import (  # noqa: E402
+    ClusterRedis,
     CpuSampler,
     RedisSetup,
     SentinelRedis,
     SingleRedis,
     Stack,
     signal_group,
+    start_cluster_redis,
     start_sentinel_redis,
     start_single_redis,
     start_stack,
@@ -219,6 +215,23 @@ def sentinel_failover(run: Run) -> FaultWindow:
     return FaultWindow(
         start, time.time(), {"old_master": setup.master_port_at_start, "new_master": setup.replica_port}
     )
+
+
+@scenario(
+    "cluster-failover",
+    "apps on redis+cluster:// (3 masters, 3 replicas); SIGKILL the master of the sync stream's slot; "
+    "ends when its replica serves the slot",
+    redis=start_cluster_redis,
+)
+def cluster_failover(run: Run) -> FaultWindow:
+    setup = run.stack.redis
+    assert isinstance(setup, ClusterRedis), "this scenario needs the Cluster set-up"
+    old_master = setup.master_port()
+    assert old_master is not None
+    start = time.time()
+    signal_group(setup.node(old_master), signal.SIGKILL)
+    wait_for(lambda: setup.master_port() not in (None, old_master), RECOVERY_WAIT, "a replica promoted")
+    return FaultWindow(start, time.time(), {"old_master": old_master, "new_master": setup.master_port()})
 
 
 @scenario("worker-kill", "SIGKILL the worker of A that holds A's socket client; ends at the kill")

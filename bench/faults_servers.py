@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -201,6 +203,74 @@ def start_sentinel_redis(workdir: Path) -> SentinelRedis:
         for port in sentinel_ports:
             setup.processes.append(_sentinel(port, master_port, workdir))
         wait_for(lambda: _sentinels_met(sentinel_ports), 30, "sentinels meeting each other")
+    except BaseException:
+        setup.stop()
+        raise
+    return setup
+
+
+@dataclass
+class ClusterRedis(RedisSetup):
+    """Three masters and three replicas, as tests/integration/test_redis_cluster.py has."""
+
+    ports: list[int] = field(default_factory=list)
+    stream_key: str = "kdk:events"  # the apps' sync stream (sync.stream's default)
+
+    def node(self, port: int) -> ManagedProcess:
+        return self.processes[self.ports.index(port)]
+
+    def master_port(self) -> int | None:
+        """The live master serving the sync stream's slot (None while the slot has none)."""
+        for port in self.ports:
+            if not self.node(port).is_running():
+                continue
+            client = redis_at(port)
+            try:
+                slot = client.cluster("keyslot", self.stream_key)
+                for start, end, master, *_ in client.cluster("slots"):
+                    if start <= slot <= end:
+                        return int(master[1])
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+        return None
+
+    def ready(self) -> bool:
+        """Every live node says ok and the stream's master has a replica in sync."""
+        for port in self.ports:
+            if not self.node(port).is_running():
+                continue
+            client = redis_at(port)
+            try:
+                if client.cluster("info").get("cluster_state") != "ok":
+                    return False
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+        master = self.master_port()
+        return (
+            master is not None
+            and redis_answers(master, lambda c: c.info("replication").get("connected_slaves", 0))()
+        )
+
+
+def start_cluster_redis(workdir: Path) -> ClusterRedis:
+    cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
+    if cli is None:
+        raise RuntimeError("redis-cli (or valkey-cli) must be on PATH to create a Redis Cluster")
+    ports = [free_port() for _ in range(6)]
+    setup = ClusterRedis(url="redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports[:3]), ports=ports)
+    try:
+        for port in ports:
+            node = workdir / f"node-{port}"
+            extra = ("--cluster-enabled", "yes", "--cluster-config-file", str(node / "nodes.conf"))
+            extra += ("--cluster-node-timeout", "1000", "--cluster-port", str(free_port()))
+            setup.processes.append(_redis_server(f"node-{port}", port, workdir, *extra))
+        create = [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports)]
+        subprocess.run([*create, "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True)
+        wait_for(setup.ready, 30, "the cluster ready")
     except BaseException:
         setup.stop()
         raise
