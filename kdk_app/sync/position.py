@@ -76,9 +76,8 @@ def resume_position(client: AnyRedis, stream: str, last_id: str) -> str:
         logger.warning(
             "sync stream %r starts after our position %s and lost no entry to trimming: it is a "
             "new stream (Redis restarted without persistence?); events stored in the old one "
-            "after %s and not yet read are lost",
+            "after that position and not yet read are lost",
             stream,
-            last_id,
             last_id,
         )
     elif generated > last and _trimmed_past(info, last):
