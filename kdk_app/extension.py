@@ -32,6 +32,7 @@ from .request_id import install_request_id
 from .services.factory import build_services
 from .serving import start_on_first_request
 from .sync import configure_sync
+from .sync.brokers import broker_kind
 from .testing import client_options_hook
 from .transports.cors import CorsPolicy, install_cors
 from .transports.rest import register_rest
@@ -113,7 +114,7 @@ def _health(flask_app: Flask, kdk: Application, settings: Mapping[str, Any]) -> 
         checks.append(("isRedisRunning", lambda: redis_answers(redis_url, timeout_ms)))
     probes = readiness_probes(flask_app, settings, timeout_ms)
     sync_url = str((settings.get("sync") or {}).get("url") or "")
-    if sync_url and not sync_url.startswith(("redis", "rediss", "unix")):
+    if sync_url and broker_kind(sync_url) != "redis":
         # A broker of its own (RabbitMQ, NATS): isRedisRunning says nothing about it. The bus's
         # own state, as /readyz reads it, with no round trip.
         checks.append(("isSyncRunning", lambda: probes["sync"]()[0]))
