@@ -7,7 +7,10 @@ Accepted URLs:
 - ``redis+sentinel://[[user]:password@]h1:p1,h2:p2,…/db/master``: the master that the
   sentinels name (the syntax python-socketio accepts, so its queue agrees);
 - ``redis+cluster://[[user]:password@]h1:p1,h2:p2,…`` (or ``valkey+cluster://``): a Redis Cluster
-  that any of these nodes belongs to, database 0 only (:mod:`kdk_app.redis_cluster`).
+  that any of these nodes belongs to, database 0 only (:mod:`kdk_app.redis_cluster`);
+  ``rediss+cluster://`` (or ``valkeys+cluster://``) talks TLS to every node, with the TLS options
+  of ``rediss://`` URLs after ``?`` (``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``,
+  ``ssl_cert_reqs``).
 
 Anything else raises ``ValueError`` with a message that says what is wrong, at start
 (:func:`validate_redis_url`) rather than in a background thread.
@@ -18,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 import redis
 from redis.backoff import NoBackoff
@@ -33,9 +36,14 @@ logger = logging.getLogger(__name__)
 
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
 SENTINEL_SCHEMES = ("redis+sentinel", "valkey+sentinel")
-CLUSTER_SCHEMES = ("redis+cluster", "valkey+cluster")
+CLUSTER_SCHEMES = ("redis+cluster", "valkey+cluster", "rediss+cluster", "valkeys+cluster")
+TLS_CLUSTER_SCHEMES = ("rediss+cluster", "valkeys+cluster")
+# What a TLS Cluster URL may say after "?": the file and check options of redis-py's rediss://.
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+CERT_REQS = ("none", "optional", "required")
 EXPECTED = (
-    "redis://, rediss://, unix://, redis+sentinel://h1:p1,h2:p2/db/master or redis+cluster://h1:p1,h2:p2"
+    "redis://, rediss://, unix://, redis+sentinel://h1:p1,h2:p2/db/master or "
+    "redis+cluster://h1:p1,h2:p2 (rediss+cluster:// for TLS)"
 )
 # A client of any Redis the app takes: both kinds have the same commands.
 AnyRedis = redis.Redis | RedisCluster
@@ -102,14 +110,30 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
 
 
 def parse_cluster_url(url: str) -> ClusterTarget:
-    """``redis+cluster://[[user]:password@]h1:p1,h2:p2[/0]``, or ``ValueError``."""
+    """``redis+cluster://[[user]:password@]h1:p1,h2:p2[/0]`` (``rediss+cluster://…[?tls options]``
+    for TLS), or ``ValueError``."""
     parsed = urlparse(url)
     nodes = _addresses(url, "cluster node")
     if parsed.path not in ("", "/", "/0"):
         raise _refuse(url, "Redis Cluster has database 0 only (no /<db> other than /0)")
-    if parsed.query or parsed.fragment:
-        raise _refuse(url, "a Cluster URL takes no options after the nodes")
-    return ClusterTarget(nodes, _credentials(parsed))
+    if parsed.fragment:
+        raise _refuse(url, "a Cluster URL takes no fragment")
+    connection = _credentials(parsed)
+    if parsed.scheme in TLS_CLUSTER_SCHEMES:
+        connection.update(ssl=True, **_tls_options(url, parsed.query))
+    elif parsed.query:
+        raise _refuse(url, "a Cluster URL takes no options after the nodes (TLS ones: rediss+cluster://)")
+    return ClusterTarget(nodes, connection)
+
+
+def _tls_options(url: str, query: str) -> dict[str, str]:
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(options) - set(TLS_OPTIONS))
+    if unknown:
+        raise _refuse(url, f"unknown option {unknown[0]!r} (TLS Cluster URLs take {', '.join(TLS_OPTIONS)})")
+    if options.get("ssl_cert_reqs", "required") not in CERT_REQS:
+        raise _refuse(url, f"ssl_cert_reqs must be one of {', '.join(CERT_REQS)}")
+    return options
 
 
 def validate_redis_url(url: str) -> None:
