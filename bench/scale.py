@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
+import shutil
 import statistics
 import sys
 import tempfile
@@ -42,9 +44,6 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: bench/ is on sys.path, the repo is not
     sys.path.insert(0, str(REPO_ROOT))
-
-import json  # noqa: E402
-import shutil  # noqa: E402
 
 from bench import node_anchor  # noqa: E402
 from bench.fanout import NOFILE, Receiver  # noqa: E402
@@ -215,6 +214,14 @@ def plot(result: dict[str, Any]) -> list[str]:
     except ImportError:
         logger.warning("matplotlib is not installed (pip install -e '.[bench]'): no plots")
         return []
+
+    def save(fig: Any, title: str, name: str) -> str:
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(BENCH_DIR / name, dpi=100)
+        plt.close(fig)
+        return name
+
     written = []
     stamp = f"{result['date'][:10]}, commit {result['code']['commit']}, {result['machine']['cpus']} CPU"
     if result.get("rest"):
@@ -230,12 +237,8 @@ def plot(result: dict[str, Any]) -> list[str]:
             axis.grid(True, alpha=0.3)
             axis.legend()
         right.set_yscale("log")
-        fig.suptitle(f"GET /messages/:id, 2 workers / 2 Node processes ({stamp})")
-        fig.tight_layout()
-        path = BENCH_DIR / "scale_rest.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path.name)
+        title = f"GET /messages/:id, 2 workers / 2 Node processes ({stamp})"
+        written.append(save(fig, title, "scale_rest.png"))
     if result.get("sockets"):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
         for name, data in result["sockets"].items():
@@ -249,12 +252,7 @@ def plot(result: dict[str, Any]) -> list[str]:
             axis.set_xlabel("connected websockets")
             axis.grid(True, alpha=0.3)
             axis.legend()
-        fig.suptitle(f"Broadcast and memory per socket ({stamp})")
-        fig.tight_layout()
-        path = BENCH_DIR / "scale_sockets.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path.name)
+        written.append(save(fig, f"Broadcast and memory per socket ({stamp})", "scale_sockets.png"))
     return written
 
 

@@ -93,7 +93,6 @@ class StrictRequestReading:
     socket: Any
     rfile: Any
     headers: Any
-    raw_requestline_bytes: bytes = b""
 
     def read_requestline(self) -> str:
         # Waiting for a request, or for the rest of one, is bounded; then the app runs unbounded
@@ -101,11 +100,11 @@ class StrictRequestReading:
         # is closed without an answer (pywsgi's read error path), as gunicorn closes it.
         self.socket.settimeout(HEADER_TIMEOUT_S)
         line: str = super().read_requestline()  # type: ignore[misc]
-        self.raw_requestline_bytes = line.encode("latin-1")
         return line
 
     def read_request(self, raw_requestline: str) -> bool:
-        check_request_line(self.raw_requestline_bytes)
+        # The line as read, CRLF included (pywsgi decoded it as latin-1, which round-trips).
+        check_request_line(raw_requestline.encode("latin-1"))
         try:
             lines = read_header_lines(self.rfile)
         except TimeoutError:
