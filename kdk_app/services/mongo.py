@@ -29,7 +29,7 @@ from pymongo.errors import (
 )
 
 from ..core.errors import BadRequest, Conflict, FeathersError, GeneralError, Unavailable
-from ..database import call_timeout
+from ..database import CallDeadlineExceeded, call_timeout, hard_deadline
 from .adapter import AdapterService
 from .query import Query
 
@@ -84,13 +84,20 @@ def database_errors(timeout: float | None = None) -> Iterator[None]:
     """Translate pymongo failures into Feathers errors.
 
     ``timeout`` (seconds) is one deadline for every operation inside, so a call of several
-    operations is bounded as a whole; a timeout, whatever pymongo calls it, is a 503.
+    operations is bounded as a whole, and under gevent a hard one (see ``hard_deadline``); a
+    timeout, whatever pymongo calls it, is a 503.
     """
     try:
-        with pymongo.timeout(timeout) if timeout is not None else contextlib.nullcontext():
+        with (
+            hard_deadline(timeout),
+            pymongo.timeout(timeout) if timeout is not None else contextlib.nullcontext(),
+        ):
             yield
     except FeathersError:
         raise
+    except CallDeadlineExceeded as exc:
+        logger.warning("MongoDB unavailable: %s", exc)
+        raise Unavailable("Database unavailable") from None
     except DuplicateKeyError as exc:
         raise _conflict(exc.details or {}) from None
     except (ServerSelectionTimeoutError, ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:

@@ -25,6 +25,8 @@ from bson import Binary, ObjectId
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from ..database import CallDeadlineExceeded, hard_deadline
+
 logger = logging.getLogger(__name__)
 
 OUTBOX = "kdk_sync_outbox"
@@ -131,11 +133,12 @@ class DurableStore:
 
     def _insert(self, docs: list[dict[str, Any]]) -> bool:
         try:
-            with pymongo.timeout(self.timeout):
+            # On the request path: hard-bounded like the record's own write.
+            with hard_deadline(self.timeout), pymongo.timeout(self.timeout):
                 outbox, _owners = self._collections()
                 outbox.insert_many(docs, ordered=True)
             return True
-        except PyMongoError as exc:
+        except (PyMongoError, CallDeadlineExceeded) as exc:
             self._save_paused_until = time.monotonic() + SAVE_COOLDOWN
             logger.warning(
                 "sync: could not save %d event(s) in MongoDB (kept in memory only): %s", len(docs), exc
