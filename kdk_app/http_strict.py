@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from http import HTTPStatus
 from typing import Any
 
 from .core import errors
+
+logger = logging.getLogger(__name__)
 
 # gunicorn's defaults (limit_request_fields, limit_request_field_size) and gunicorn.conf.py's
 # keepalive, so both servers refuse and wait alike.
@@ -93,6 +96,7 @@ class StrictRequestReading:
     socket: Any
     rfile: Any
     headers: Any
+    client_address: Any
 
     def read_requestline(self) -> str:
         # Waiting for a request, or for the rest of one, is bounded; then the app runs unbounded
@@ -118,10 +122,21 @@ class StrictRequestReading:
         finally:
             self.rfile = network
 
+    def handle(self) -> None:
+        try:
+            super().handle()  # type: ignore[misc]
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            # The client left before its answer (pywsgi writes a refusal outside its own error
+            # handling): not the server's fault, so no stack trace a client could flood the log with.
+            logger.debug("client %s left before its answer: %s", self.client_address, exc)
+
     def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
         # gevent's hook for a request it could not read: ours say why, in the Feathers shape.
         if isinstance(ex, errors.FeathersError):
             return error_response(ex)
-        if isinstance(ex, ValueError):  # pywsgi's own refusals (a bad version, a bad length)
+        if isinstance(ex, ValueError | OSError):
+            # pywsgi's own refusals: a bad version or length (ValueError), a broken chunked body
+            # (an IOError). A client's mistake, logged as gunicorn does, not as a server error.
+            logger.info("invalid request from %s: %s", self.client_address, ex)
             return error_response(errors.BadRequest("Invalid request"))
         return super()._handle_client_error(ex)  # type: ignore[misc]

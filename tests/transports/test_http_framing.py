@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import time
 
 import pytest
@@ -38,16 +39,26 @@ MALFORMED = {
     ),
     "9-kb-header-field": ("GET /livez HTTP/1.1\r\n" + HOST + "X-Big: " + "a" * 9000 + "\r\n\r\n", 431),
     "9-kb-request-line": ("GET /livez?" + "a" * 9000 + " HTTP/1.1\r\n" + HOST + "\r\n", 414),
+    "broken-chunk-size": (JSON_POST + 'Transfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\nZZ\r\n', 400),
+    "bad-chunk-trailer": (
+        JSON_POST + "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nbad trailer\r\n\r\n",
+        400,
+    ),
 }
 
 
 @pytest.fixture(scope="module", params=["gunicorn", "kdk-serve"])
-def port(request, mongo_url, tmp_path_factory):
+def server(request, mongo_url, tmp_path_factory):
     factory = AppServerFactory(mongo_url, tmp_path_factory.mktemp("framing"))
     try:
-        yield factory(workers=1 if request.param == "gunicorn" else 0).port
+        yield factory(workers=1 if request.param == "gunicorn" else 0)
     finally:
         factory.stop_all()
+
+
+@pytest.fixture
+def port(server):
+    return server.port
 
 
 def exchange(port: int, raw: str) -> bytes:
@@ -97,3 +108,28 @@ def test_a_client_that_never_finishes_its_headers_is_cut_off(port):
         waited = time.monotonic() - started
     assert answer == b"" or status_of(answer) == 408
     assert waited < HEADER_TIMEOUT_S + 3
+
+
+def reset_after_sending(port: int, raw: bytes, *, read_first: bool) -> None:
+    """Send ``raw``, read the start of an answer or not, and close with a reset (SO_LINGER 0)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.sendall(raw)
+    if read_first:
+        sock.recv(1)
+    sock.close()
+
+
+def test_clients_that_leave_before_their_answer_leave_no_stack_trace_in_the_log(server):
+    for case in ("header-without-colon", "broken-chunk-size", "http-0.9", "bare-lf-line-ends"):
+        for attempt in range(10):
+            reset_after_sending(
+                server.port, MALFORMED[case][0].encode("latin-1"), read_first=attempt % 2 == 1
+            )
+    # Still serving, and the log has a line per client at most, never a trace.
+    assert (
+        status_of(exchange(server.port, "GET /livez HTTP/1.1\r\n" + HOST + "Connection: close\r\n\r\n"))
+        == 200
+    )
+    log = server.log_text()
+    assert "Traceback" not in log and "BrokenPipeError" not in log and "ConnectionResetError" not in log
