@@ -234,6 +234,30 @@ def cluster_failover(run: Run) -> FaultWindow:
     return FaultWindow(start, time.time(), {"old_master": old_master, "new_master": setup.master_port()})
 
 
+@scenario(
+    "cluster-subscriber-kill",
+    "apps on redis+cluster://; SIGKILL the node holding most Socket.IO queue subscriptions; "
+    "ends when as many are back on live nodes and the cluster is ok",
+    redis=start_cluster_redis,
+)
+def cluster_subscriber_kill(run: Run) -> FaultWindow:
+    setup = run.stack.redis
+    assert isinstance(setup, ClusterRedis), "this scenario needs the Cluster set-up"
+    before = setup.subscribers()
+    victim = max(before, key=lambda port: before[port])
+    assert before[victim] > 0, f"no node holds a subscription: {before}"
+    was_master = victim in setup.master_ports()
+    start = time.time()
+    signal_group(setup.node(victim), signal.SIGKILL)
+
+    def resubscribed() -> bool:
+        return sum(setup.subscribers().values()) >= sum(before.values()) and setup.cluster_ok()
+
+    wait_for(resubscribed, RECOVERY_WAIT, "the subscriptions back on live nodes")
+    notes = {"victim": victim, "victim_was_master": was_master, "subscribers_before": before}
+    return FaultWindow(start, time.time(), {**notes, "subscribers_after": setup.subscribers()})
+
+
 @scenario("worker-kill", "SIGKILL the worker of A that holds A's socket client; ends at the kill")
 def worker_kill(run: Run) -> FaultWindow:
     stack = run.stack

@@ -236,8 +236,49 @@ class ClusterRedis(RedisSetup):
                 client.close()
         return None
 
+    def subscribers(self) -> dict[int, int]:
+        """Per live node, its clients subscribed to pub/sub channels or patterns (the Socket.IO
+        queue's listeners; the sync bus reads a stream and holds no subscription)."""
+        counts = {}
+        for port in self.ports:
+            if not self.node(port).is_running():
+                continue
+            client = redis_at(port)
+            try:
+                listed = client.client_list()
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+            counts[port] = sum(1 for c in listed if int(c.get("sub", 0)) + int(c.get("psub", 0)) > 0)
+        return counts
+
+    def master_ports(self) -> set[int]:
+        """The masters serving slots, as the first live node that answers sees them."""
+        for port in self.ports:
+            if not self.node(port).is_running():
+                continue
+            client = redis_at(port)
+            try:
+                return {int(master[1]) for _start, _end, master, *_ in client.cluster("slots")}
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+        return set()
+
     def ready(self) -> bool:
         """Every live node says ok and the stream's master has a replica in sync."""
+        if not self.cluster_ok():
+            return False
+        master = self.master_port()
+        return (
+            master is not None
+            and redis_answers(master, lambda c: c.info("replication").get("connected_slaves", 0))()
+        )
+
+    def cluster_ok(self) -> bool:
+        """Every live node says the cluster is ok (every slot served)."""
         for port in self.ports:
             if not self.node(port).is_running():
                 continue
@@ -249,11 +290,7 @@ class ClusterRedis(RedisSetup):
                 return False
             finally:
                 client.close()
-        master = self.master_port()
-        return (
-            master is not None
-            and redis_answers(master, lambda c: c.info("replication").get("connected_slaves", 0))()
-        )
+        return True
 
 
 def start_cluster_redis(workdir: Path) -> ClusterRedis:
