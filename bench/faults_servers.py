@@ -18,9 +18,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -219,53 +220,56 @@ class ClusterRedis(RedisSetup):
     def node(self, port: int) -> ManagedProcess:
         return self.processes[self.ports.index(port)]
 
-    def master_port(self) -> int | None:
-        """The live master serving the sync stream's slot (None while the slot has none)."""
+    def answers(self, ask: Callable[[redis.Redis], Any]) -> Iterator[tuple[int, Any]]:
+        """``(port, what ask returned)`` for each live node, ``(port, None)`` where it failed."""
         for port in self.ports:
             if not self.node(port).is_running():
                 continue
             client = redis_at(port)
             try:
-                slot = client.cluster("keyslot", self.stream_key)
-                for start, end, master, *_ in client.cluster("slots"):
-                    if start <= slot <= end:
-                        return int(master[1])
+                answer = ask(client)
             except redis.RedisError:
-                continue
+                answer = None
             finally:
                 client.close()
+            yield port, answer
+
+    def master_port(self) -> int | None:
+        """The live master serving the sync stream's slot (None while the slot has none)."""
+        key = self.stream_key
+        for _port, answer in self.answers(lambda c: (c.cluster("keyslot", key), c.cluster("slots"))):
+            if answer is None:
+                continue
+            slot, slots = answer
+            for start, end, master, *_ in slots:
+                if start <= slot <= end:
+                    return int(master[1])
         return None
+
+    def master_ports(self) -> set[int]:
+        """The masters serving slots, as the first live node that answers sees them."""
+        for _port, slots in self.answers(lambda c: c.cluster("slots")):
+            if slots is not None:
+                return {int(master[1]) for _start, _end, master, *_ in slots}
+        return set()
 
     def subscribers(self) -> dict[int, int]:
         """Per live node, its clients subscribed to pub/sub channels or patterns (the Socket.IO
         queue's listeners; the sync bus reads a stream and holds no subscription)."""
-        counts = {}
-        for port in self.ports:
-            if not self.node(port).is_running():
-                continue
-            client = redis_at(port)
-            try:
-                listed = client.client_list()
-            except redis.RedisError:
-                continue
-            finally:
-                client.close()
-            counts[port] = sum(1 for c in listed if int(c.get("sub", 0)) + int(c.get("psub", 0)) > 0)
-        return counts
 
-    def master_ports(self) -> set[int]:
-        """The masters serving slots, as the first live node that answers sees them."""
-        for port in self.ports:
-            if not self.node(port).is_running():
-                continue
-            client = redis_at(port)
-            try:
-                return {int(master[1]) for _start, _end, master, *_ in client.cluster("slots")}
-            except redis.RedisError:
-                continue
-            finally:
-                client.close()
-        return set()
+        def subscribed(clients: list[dict[str, Any]]) -> int:
+            return sum(1 for c in clients if int(c.get("sub", 0)) + int(c.get("psub", 0)) > 0)
+
+        return {
+            port: subscribed(listed) for port, listed in self.answers(lambda c: c.client_list()) if listed
+        }
+
+    def cluster_ok(self) -> bool:
+        """Every live node says the cluster is ok (every slot served)."""
+        states = [
+            info and info.get("cluster_state") for _port, info in self.answers(lambda c: c.cluster("info"))
+        ]
+        return all(state == "ok" for state in states)
 
     def ready(self) -> bool:
         """Every live node says ok and the stream's master has a replica in sync."""
@@ -276,21 +280,6 @@ class ClusterRedis(RedisSetup):
             master is not None
             and redis_answers(master, lambda c: c.info("replication").get("connected_slaves", 0))()
         )
-
-    def cluster_ok(self) -> bool:
-        """Every live node says the cluster is ok (every slot served)."""
-        for port in self.ports:
-            if not self.node(port).is_running():
-                continue
-            client = redis_at(port)
-            try:
-                if client.cluster("info").get("cluster_state") != "ok":
-                    return False
-            except redis.RedisError:
-                return False
-            finally:
-                client.close()
-        return True
 
 
 def start_cluster_redis(workdir: Path) -> ClusterRedis:
