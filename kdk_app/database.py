@@ -158,10 +158,10 @@ class MongoProvider:
     def ping(self, timeout_ms: int) -> bool:
         """True when MongoDB answers within ``timeout_ms`` (used by health checks)."""
         try:
-            with pymongo.timeout(timeout_ms / 1000):  # bounds server selection too
+            with hard_deadline(timeout_ms / 1000), pymongo.timeout(timeout_ms / 1000):
                 self.client.admin.command("ping")
             return True
-        except PyMongoError as exc:
+        except (PyMongoError, CallDeadlineExceeded) as exc:
             logger.info("MongoDB ping failed: %s", exc)
             return False
 
@@ -174,7 +174,7 @@ class MongoProvider:
         that is refused; ``hello`` goes to any member, so an election shows as no primary.
         """
         try:
-            with pymongo.timeout(timeout_ms / 1000):  # bounds server selection too
+            with hard_deadline(timeout_ms / 1000), pymongo.timeout(timeout_ms / 1000):
                 admin = self.client.admin
                 any_member = ReadPreference.PRIMARY_PREFERRED
                 hello = admin.command("hello", read_preference=any_member)
@@ -186,7 +186,7 @@ class MongoProvider:
                     report = report_from_status(status)
                 except PyMongoError as exc:  # not permitted, or out of time: hello's view will do
                     logger.info("replSetGetStatus failed, reporting from hello: %s", exc)
-        except PyMongoError as exc:
+        except (PyMongoError, CallDeadlineExceeded) as exc:
             logger.info("MongoDB health check failed: %s", exc)
             return False, {}
         return report["primary"] is not None, {"mongo": report}

@@ -92,6 +92,11 @@ def test_a_hung_mongodb_answers_every_queued_call_503_within_the_bound(app_serve
         for response, elapsed in parallel_calls(server):
             assert_unavailable(response)
             assert elapsed < BOUND_S + SLACK_S, f"{elapsed:.2f}s"
+        # /healthcheck (healthcheck.timeout_ms, 1 s by default) is bounded the same way.
+        started = time.monotonic()
+        health = requests.get(server.url + "/healthcheck", timeout=10)
+        assert health.status_code == 503 and health.json()["isDatabaseRunning"] is False
+        assert time.monotonic() - started < BOUND_S + SLACK_S
     finally:
         os.kill(process.pid, signal.SIGCONT)
 
