@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-import gevent
-import gevent.monkey
 import pymongo
 from pymongo import MongoClient, ReadPreference
 from pymongo.database import Database
@@ -66,9 +65,13 @@ def hard_deadline(seconds: float | None) -> Iterator[None]:
     enforced from outside. Without gevent's sockets nothing could interrupt a blocking read, so
     the block runs under timeoutMS alone.
     """
-    if seconds is None or not gevent.monkey.is_module_patched("socket"):
+    # Looked up, not imported: the service layer does not pull in gevent for a process without it.
+    monkey = sys.modules.get("gevent.monkey")
+    if seconds is None or monkey is None or not monkey.is_module_patched("socket"):
         yield
         return
+    import gevent
+
     deadline = seconds - min(ANSWER_ALLOWANCE_S, seconds / 10)
     with gevent.Timeout(deadline, CallDeadlineExceeded(f"no answer within {deadline:g} s")):
         yield
