@@ -50,7 +50,15 @@ def call_timeout(client: MongoClient) -> float | None:
 
 
 class CallDeadlineExceeded(Exception):
-    """A call on MongoDB ran past its whole deadline (see ``hard_deadline``)."""
+    """A call on MongoDB ran past its whole deadline (see ``hard_deadline``).
+
+    Not a PyMongoError on purpose: raised inside pymongo, one of those could be taken for a
+    network error and retried, and the retry would run with no hard deadline left.
+    """
+
+
+# What a bounded call on MongoDB may raise when MongoDB fails it or runs out of time.
+MONGO_FAILURES = (PyMongoError, CallDeadlineExceeded)
 
 
 @contextlib.contextmanager
@@ -74,6 +82,13 @@ def hard_deadline(seconds: float | None) -> Iterator[None]:
 
     deadline = seconds - min(ANSWER_ALLOWANCE_S, seconds / 10)
     with gevent.Timeout(deadline, CallDeadlineExceeded(f"no answer within {deadline:g} s")):
+        yield
+
+
+@contextlib.contextmanager
+def bounded(seconds: float) -> Iterator[None]:
+    """One deadline of ``seconds`` for the block: pymongo's timeoutMS, and under gevent a hard one."""
+    with hard_deadline(seconds), pymongo.timeout(seconds):
         yield
 
 
@@ -161,10 +176,10 @@ class MongoProvider:
     def ping(self, timeout_ms: int) -> bool:
         """True when MongoDB answers within ``timeout_ms`` (used by health checks)."""
         try:
-            with hard_deadline(timeout_ms / 1000), pymongo.timeout(timeout_ms / 1000):
+            with bounded(timeout_ms / 1000):
                 self.client.admin.command("ping")
             return True
-        except (PyMongoError, CallDeadlineExceeded) as exc:
+        except MONGO_FAILURES as exc:
             logger.info("MongoDB ping failed: %s", exc)
             return False
 
@@ -177,7 +192,7 @@ class MongoProvider:
         that is refused; ``hello`` goes to any member, so an election shows as no primary.
         """
         try:
-            with hard_deadline(timeout_ms / 1000), pymongo.timeout(timeout_ms / 1000):
+            with bounded(timeout_ms / 1000):
                 admin = self.client.admin
                 any_member = ReadPreference.PRIMARY_PREFERRED
                 hello = admin.command("hello", read_preference=any_member)
@@ -189,7 +204,7 @@ class MongoProvider:
                     report = report_from_status(status)
                 except PyMongoError as exc:  # not permitted, or out of time: hello's view will do
                     logger.info("replSetGetStatus failed, reporting from hello: %s", exc)
-        except (PyMongoError, CallDeadlineExceeded) as exc:
+        except MONGO_FAILURES as exc:
             logger.info("MongoDB health check failed: %s", exc)
             return False, {}
         return report["primary"] is not None, {"mongo": report}

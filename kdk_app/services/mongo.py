@@ -11,7 +11,6 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import pymongo
 from bson import ObjectId
 from bson.errors import BSONError
 from pymongo import IndexModel, ReturnDocument
@@ -29,7 +28,7 @@ from pymongo.errors import (
 )
 
 from ..core.errors import BadRequest, Conflict, FeathersError, GeneralError, Unavailable
-from ..database import CallDeadlineExceeded, call_timeout, hard_deadline
+from ..database import CallDeadlineExceeded, bounded, call_timeout
 from .adapter import AdapterService
 from .query import Query
 
@@ -88,10 +87,7 @@ def database_errors(timeout: float | None = None) -> Iterator[None]:
     timeout, whatever pymongo calls it, is a 503.
     """
     try:
-        with (
-            hard_deadline(timeout),
-            pymongo.timeout(timeout) if timeout is not None else contextlib.nullcontext(),
-        ):
+        with bounded(timeout) if timeout is not None else contextlib.nullcontext():
             yield
     except FeathersError:
         raise

@@ -25,7 +25,7 @@ from bson import Binary, ObjectId
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from ..database import CallDeadlineExceeded, hard_deadline
+from ..database import MONGO_FAILURES, bounded
 
 logger = logging.getLogger(__name__)
 
@@ -134,11 +134,11 @@ class DurableStore:
     def _insert(self, docs: list[dict[str, Any]]) -> bool:
         try:
             # On the request path: hard-bounded like the record's own write.
-            with hard_deadline(self.timeout), pymongo.timeout(self.timeout):
+            with bounded(self.timeout):
                 outbox, _owners = self._collections()
                 outbox.insert_many(docs, ordered=True)
             return True
-        except (PyMongoError, CallDeadlineExceeded) as exc:
+        except MONGO_FAILURES as exc:
             self._save_paused_until = time.monotonic() + SAVE_COOLDOWN
             logger.warning(
                 "sync: could not save %d event(s) in MongoDB (kept in memory only): %s", len(docs), exc
