@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +19,21 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def read_one_response(sock: socket.socket) -> bytes:
+    """Read one HTTP/1.1 answer with a Content-Length body off a raw socket; returns its head."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    fields = [line.split(b":", 1) for line in head.split(b"\r\n")[1:]]
+    length = next(int(value) for name, value in fields if name.strip().lower() == b"content-length")
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
 
 
 class Listener:

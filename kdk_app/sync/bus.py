@@ -61,7 +61,8 @@ class EventSync:
         retention_ms: int = 3_600_000,
         maxlen: int = 100_000,
         instance_id: str | None = None,
-        block_ms: int = 1000,
+        # A stopping process waits for the reader's read to end: short reads make stops quick.
+        block_ms: int = 250,
         start_id: str | None = None,
         outbox_size: int = 10_000,
         socket_timeout: float = 1.0,

@@ -7,25 +7,11 @@ from __future__ import annotations
 import socket
 
 import pytest
+from clients import read_one_response
 
 PIPELINED = 400
 REQUEST = b"GET /livez HTTP/1.1\r\nHost: test\r\n\r\n"
 STATUS_LINE = b"HTTP/1.1 200"
-
-
-def read_one_response(sock: socket.socket) -> bytes:
-    """Read one answer of /livez (headers and a Content-Length body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed the connection"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    fields = [line.split(b":", 1) for line in head.split(b"\r\n")[1:]]
-    length = next(int(value) for name, value in fields if name.strip().lower() == b"content-length")
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head
 
 
 def responses_already_received(sock: socket.socket) -> int:
