@@ -7,7 +7,8 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from kdk_app.embedded import ManagedProcess, free_port, start_redis
@@ -137,11 +138,7 @@ class AppServerFactory:
         return server
 
     def stop_all(self) -> None:
-        for server in reversed(self.servers):
-            try:
-                server.stop()
-            except Exception:
-                logger.exception("could not stop %r", server)
+        stop_all_at_once([server.stop for server in self.servers])
         self.servers.clear()
 
 
@@ -160,9 +157,18 @@ class RedisServerFactory:
         return process, url
 
     def stop_all(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+        stop_all_at_once([process.stop for process in self.processes])
         self.processes.clear()
+
+
+def stop_all_at_once(stops: Sequence[Callable[[], object]]) -> None:
+    """Run every stop in its own thread and wait for all: each waits for its process to drain,
+    so stopping them one after the other would add their drains up at every teardown."""
+    if not stops:
+        return
+    with ThreadPoolExecutor(max_workers=len(stops)) as pool:
+        for done in [pool.submit(stop_quietly, stop) for stop in stops]:
+            done.result()
 
 
 def stop_quietly(stop: Callable[[], object]) -> None:

@@ -18,6 +18,7 @@ import pytest
 import redis
 from clients import wait_until
 from node import skip_or_fail
+from servers import stop_all_at_once
 
 from kdk_app.core import Application
 from kdk_app.embedded import ManagedProcess, find_redis_server, free_port
@@ -155,8 +156,7 @@ class TlsCluster:
         return f"rediss+cluster://{nodes}" + (f"?{query}" if query else "")
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.stop()
+        stop_all_at_once([process.stop for process in self.processes])
 
 
 @pytest.fixture(scope="module")
