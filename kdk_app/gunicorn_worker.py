@@ -121,6 +121,7 @@ class FairGeventWorker(GeventWorker):
             server.close()  # no new connections; the ones open finish their request
         for connection in list(self._connections):
             connection.close_if_idle()
+        self.announce_stop()
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while any(server.pool.free_count() != server.pool.size for server in servers):
             if time.monotonic() >= deadline:
@@ -130,6 +131,14 @@ class FairGeventWorker(GeventWorker):
                 return
             self.notify()
             gevent.sleep(DRAIN_POLL_S)
+
+    def announce_stop(self) -> None:
+        """Let a kdk-app close its websockets and long polls, which would otherwise hold the
+        drain until graceful_timeout (imported late: the arbiter loads this module too)."""
+        if "kdk" in (getattr(self.wsgi, "extensions", None) or {}):
+            from .serving import begin_stop
+
+            begin_stop(self.wsgi)
 
     def _serve(self, listener: Any) -> StreamServer:
         """What gunicorn's gevent worker starts per listening socket (its server_class is None)."""

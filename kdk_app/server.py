@@ -16,7 +16,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .app import create_app
 from .http_strict import StrictRequestReading
-from .serving import kdk_of, start_serving
+from .serving import begin_stop, kdk_of, start_serving
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ def run_server(config: dict[str, Any]) -> int:
 
         def stop(*_: Any) -> None:
             logger.info("stopping")
+            begin_stop(flask_app)  # websockets closed now end during the drain below
             server.stop(timeout=5)
 
         signal.signal(signal.SIGTERM, stop)

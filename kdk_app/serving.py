@@ -4,6 +4,7 @@
 never joins the distribution's registry or reads the sync stream. A serving process starts the
 background work with :func:`start_serving`: gunicorn's ``post_worker_init`` hook and ``kdk serve``
 call it; under any other WSGI server the first request does (see :func:`start_on_first_request`).
+When such a process stops, :func:`begin_stop` tells the app before the drain.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ def freeze_startup_heap() -> None:
     what requests made. Frozen objects are never freed, which the app's own never are anyway."""
     gc.collect()
     gc.freeze()
+
+
+def begin_stop(flask_app: Flask) -> None:
+    """Tell the app's parts that this process has stopped accepting and is draining (the app
+    event ``stopping``): Socket.IO closes its connections, whose clients then reconnect to a
+    process that serves, instead of holding the drain until the graceful timeout."""
+    kdk = kdk_of(flask_app)
+    logger.debug("stopping: closing long-lived connections")
+    kdk.emit("stopping", kdk)
 
 
 def start_on_first_request(flask_app: Flask) -> None:

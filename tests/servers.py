@@ -23,6 +23,12 @@ APP_START_TIMEOUT = 60.0
 ISOLATED_VARIABLES = ("REDIS_URL",)
 
 
+def gunicorn_workers(master_pid: int) -> set[int]:
+    """The PIDs of a gunicorn master's workers (its children, read from /proc)."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
 def http_answers(url: str, timeout: float = 1.0) -> bool:
     """True when ``url`` returns any HTTP response at all, whatever the status code."""
     try:

@@ -103,6 +103,7 @@ class SocketTransport:
         channels.emitters.append(ChannelEmitter(self.emit, self.emit_local))
         channels.enter_room = lambda conn, room: self.server.enter_room(conn["sid"], room)
         channels.leave_room = lambda conn, room: self.server.leave_room(conn["sid"], room)
+        kdk.on("stopping", lambda _app: self.close_connections())
         stop_publisher = getattr(queue, "stop_publisher", None)
         if stop_publisher is not None:  # a stopping worker sends its queued publishes first
             kdk.on("teardown", lambda _app: stop_publisher())
@@ -132,6 +133,14 @@ class SocketTransport:
         if connection is not None:
             self.channels.disconnected(connection)
             self.kdk.emit("disconnect", connection)
+
+    def close_connections(self) -> None:
+        """Drop every Engine.IO session of this process as a lost transport: the websocket is
+        closed, a long poll ends empty. Clients reconnect at once, to a worker that still
+        serves. A Socket.IO disconnect would tell them they were dropped for good, and
+        python-socketio's client does not come back after Engine.IO's CLOSE packet either."""
+        for session in list(self.server.eio.sockets.values()):
+            session.close(wait=False, abort=True)
 
     def disconnect(self, connection: dict[str, Any]) -> None:
         self.server.disconnect(connection["sid"])

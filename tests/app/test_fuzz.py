@@ -7,20 +7,14 @@ normal call still works afterwards. ``bench/fuzz.py`` runs the same generator at
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from servers import gunicorn_workers
 
 from kdk_app.fuzz import FrameFuzzer, RestFuzzer, normal_calls_work
 
 REQUESTS = 2000
 FRAMES = 2000
 SEED = 20261202
-
-
-def worker_pids(master_pid: int) -> set[int]:
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    return {int(pid) for pid in children}
 
 
 @pytest.fixture
@@ -36,7 +30,7 @@ def production_server(app_server_factory, redis_url, mongo_url):
 
 def test_fuzzed_requests_and_frames_never_get_a_5xx_drop_a_connection_or_kill_a_worker(production_server):
     master = production_server.process.pid
-    before = worker_pids(master)
+    before = gunicorn_workers(master)
     assert len(before) == 2
 
     rest = RestFuzzer(production_server.url).run(REQUESTS, SEED)
@@ -45,6 +39,6 @@ def test_fuzzed_requests_and_frames_never_get_a_5xx_drop_a_connection_or_kill_a_
     assert rest.ok, rest.as_dict()
     assert frames.ok, frames.as_dict()
     assert rest.sent >= REQUESTS and frames.sent == FRAMES
-    assert worker_pids(master) == before, production_server.log_text()[-3000:]
+    assert gunicorn_workers(master) == before, production_server.log_text()[-3000:]
     assert normal_calls_work(production_server.url)
     assert "Traceback" not in production_server.log_text()

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import requests
 from clients import Listener, wait_until
+from servers import gunicorn_workers
 
 PAUSE = 5.0  # s Redis stays stopped
 CREATES_DURING_PAUSE = 20
 BOUND = 1.0  # s, the most a create may take while Redis is hung
 IDLE_CPU_LIMIT = 0.3  # share of one core an idle worker may use
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def gunicorn_workers(master_pid: int) -> set[int]:
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    return {int(pid) for pid in children}
 
 
 def cpu_seconds(pid: int) -> float:

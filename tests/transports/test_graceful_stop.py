@@ -3,17 +3,31 @@
 gunicorn's own gevent worker checks its ``alive`` flag once a second and its drain once a
 second, so SIGTERM cost every stop 1.5-2 s even with nothing to do. Ours wakes on the signal
 and polls the drain ten times a second, closes keep-alive connections that wait between two
-requests, and still answers a request that was in flight.
+requests, closes Socket.IO connections so that their clients reconnect to a worker that serves
+(they held the drain until graceful_timeout, 10 s), and still answers a request in flight.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import subprocess
 import time
 
-from clients import read_one_response, wait_until
+from clients import Listener, read_one_response, wait_until
+from node import JS_DIR
+from servers import gunicorn_workers
+
+# socket.io-client, as a browser runs it: print each (re)connection, with its socket id.
+JS_RECONNECTING_CLIENT = """
+const { io } = require(%s);
+const socket = io(process.argv[1], { transports: [process.argv[2]], reconnectionDelay: 100 });
+socket.on("connect", () => console.log("connect " + socket.id));
+socket.on("disconnect", (reason) => console.log("disconnect " + reason));
+setTimeout(() => process.exit(3), 30000);
+"""
 
 # gunicorn's loops alone cost ≥ 1.5 s; ours should take well under that, with slack for slow CI.
 IDLE_STOP_BOUND_S = 1.3
@@ -63,3 +77,69 @@ def test_an_idle_keep_alive_connection_does_not_hold_up_the_stop(app_server_fact
         sock.close()
     assert server.process.returncode == 0, server.log_text()
     assert elapsed < IDLE_STOP_BOUND_S, f"stop took {elapsed:.2f}s\n{server.log_text()}"
+
+
+def test_open_socketio_connections_do_not_hold_up_the_stop(app_server_factory):
+    server = app_server_factory(workers=2)
+    clients = [Listener(server.url, transports) for transports in (["websocket"], ["polling"])]
+    try:
+        elapsed = seconds_to_exit_after_sigterm(server)
+    finally:
+        for client in clients:
+            client.close()
+    assert server.process.returncode == 0, server.log_text()
+    assert elapsed < IDLE_STOP_BOUND_S, f"stop took {elapsed:.2f}s\n{server.log_text()}"
+
+
+def test_kdk_serve_with_an_open_websocket_stops_within_a_second(app_server_factory):
+    server = app_server_factory(workers=0)
+    client = Listener(server.url)
+    try:
+        elapsed = seconds_to_exit_after_sigterm(server)
+    finally:
+        client.close()
+    assert elapsed < IDLE_STOP_BOUND_S, f"stop took {elapsed:.2f}s\n{server.log_text()}"
+
+
+def test_a_socket_client_of_a_stopping_worker_reconnects_and_calls_again(app_server_factory):
+    server = app_server_factory(workers=1)
+    client = Listener(server.url)
+    try:
+        first_sid = client.client.get_sid()
+        (worker,) = gunicorn_workers(server.process.pid)
+        started = time.monotonic()
+        os.kill(worker, signal.SIGTERM)  # as a `kill -HUP` or a rolling restart stops each worker
+        assert wait_until(lambda: not os.path.exists(f"/proc/{worker}"), timeout=15, interval=0.01)
+        assert time.monotonic() - started < IDLE_STOP_BOUND_S, server.log_text()
+        # Dropped with a transport close, not a Socket.IO disconnect: the client comes back.
+        assert client.disconnected.wait(5)
+        assert wait_until(
+            lambda: client.client.connected and client.client.get_sid() != first_sid, timeout=15
+        )
+        error, result = client.call("find", "messages", {})
+        assert error is None and isinstance(result, list | dict), (error, result)
+    finally:
+        client.close()
+
+
+def test_the_official_socketio_client_of_a_stopping_worker_reconnects(app_server_factory, js_deps):
+    server = app_server_factory(workers=1)
+    module = json.dumps(str(JS_DIR / "node_modules" / "socket.io-client"))
+    for transport in ("websocket", "polling"):
+        client = subprocess.Popen(
+            ["node", "-e", JS_RECONNECTING_CLIENT % module, server.url, transport],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert client.stdout is not None
+            assert client.stdout.readline().startswith("connect ")
+            (worker,) = gunicorn_workers(server.process.pid)
+            os.kill(worker, signal.SIGTERM)
+            # A lost transport (not "io server disconnect"): the client reconnects, to the new worker.
+            reason = client.stdout.readline().strip()
+            assert reason in ("disconnect transport close", "disconnect transport error"), transport
+            assert client.stdout.readline().startswith("connect "), transport
+        finally:
+            client.kill()
+            client.wait()
