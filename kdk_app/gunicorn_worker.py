@@ -4,8 +4,9 @@ A gevent greenlet runs until it blocks. gunicorn's keep-alive loop reads the nex
 as it has answered one, and a busy client (a browser's next call, a load generator, a pipelined
 batch) usually has it there already, so the read does not block: one connection is served again
 and again while the others wait, for seconds under load (p50 1 ms, p99 1-2 s on 32 connections).
-Yielding once between two requests of a connection lets every ready connection take its turn, as
-Node's event loop does. The arbiter imports this module: it imports gevent only, not the app.
+Yielding once between two requests of a connection, through a timer so that the loop polls for
+I/O first (kdk_app/turns.py), lets every ready connection take its turn, as Node's event loop
+does. The arbiter imports this module: it imports gevent only, not the app.
 
 gunicorn's own loop looks at its ``alive`` flag once a second, and again once a second while it
 drains, so every graceful stop (a deploy, a restart, ``kill -TERM``) cost each worker a second
@@ -32,6 +33,8 @@ from gevent.server import StreamServer
 from gevent.socket import socket as GeventSocket
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
+
+from .turns import TURN_S
 
 # How often the worker tells the arbiter it is alive while serving (gunicorn's own interval).
 HEARTBEAT_S = 1.0
@@ -105,7 +108,7 @@ class FairGeventWorker(GeventWorker):
         if isinstance(sock, WatchedConnection):
             sock.idle = False
         keep_reading = super().handle_request(listener_name, req, sock, addr)
-        gevent.sleep(0)
+        gevent.sleep(TURN_S)  # through a timer, so that the loop polls first (kdk_app/turns.py)
         if isinstance(sock, WatchedConnection):
             # Set after the yield: a pipelined request already buffered is parsed with no yield
             # in between, so a stop never sees it as idle.
@@ -119,8 +122,7 @@ class FairGeventWorker(GeventWorker):
             self._exit_asked.wait(HEARTBEAT_S)
         for server in servers:
             server.close()  # no new connections; the ones open finish their request
-        for connection in list(self._connections):
-            connection.close_if_idle()
+        self.close_idle_connections()
         self.announce_stop()
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while any(server.pool.free_count() != server.pool.size for server in servers):
@@ -131,6 +133,13 @@ class FairGeventWorker(GeventWorker):
                 return
             self.notify()
             gevent.sleep(DRAIN_POLL_S)
+            # Again on each poll: a connection that was answering its last request when the
+            # signal came only turns idle after its turn (kdk_app/turns.py).
+            self.close_idle_connections()
+
+    def close_idle_connections(self) -> None:
+        for connection in list(self._connections):
+            connection.close_if_idle()
 
     def announce_stop(self) -> None:
         """Let a kdk-app close its websockets and long polls, which would otherwise hold the

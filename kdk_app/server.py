@@ -11,12 +11,12 @@ import signal
 import socket
 from typing import Any
 
-import gevent
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .app import create_app
 from .http_strict import StrictRequestReading
 from .serving import begin_stop, kdk_of, start_serving
+from .turns import take_turns
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class Handler(StrictRequestReading, WSGIHandler):
 
     def handle_one_request(self) -> Any:
         result = super().handle_one_request()
-        gevent.sleep(0)
+        take_turns()
         return result
 
     def run_application(self) -> None:

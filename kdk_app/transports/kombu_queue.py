@@ -34,6 +34,7 @@ from socketio import KombuManager
 
 from ..background import jittered
 from ..redis_client import RedisTimeouts
+from ..turns import take_turns
 from .rooms import IndexedRooms
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class ResilientKombuManager(IndexedRooms, KombuManager):
                 pass
             while arrived:
                 yield arrived.popleft()
-            time.sleep(0)  # yield to other greenlets even when messages keep coming
+            take_turns()  # let the others run even when messages keep coming
 
 
 def _text(body: bytes | str) -> str:

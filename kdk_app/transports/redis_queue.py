@@ -30,6 +30,7 @@ from ..background import BackgroundThread, jittered
 from ..redis_client import RedisTimeouts
 from ..redis_connect import redis_client
 from ..sync.outbox import Outbox, Pending
+from ..turns import take_turns
 from .rooms import IndexedRooms
 
 logger = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class ResilientRedisManager(IndexedRooms, RedisManager):
             elif now - last_heard >= PING_AFTER and now - last_ping >= PING_AFTER:
                 last_ping = now
                 pubsub.ping(PING_MESSAGE)
-            time.sleep(0)  # yield to other greenlets even when messages keep coming
+            take_turns()  # let the others run even when messages keep coming
         logger.warning("Socket.IO message queue found its Redis subscription gone")
 
     def _listen(self) -> Iterator[Any]:

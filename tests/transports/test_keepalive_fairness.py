@@ -1,6 +1,7 @@
 """One busy keep-alive connection cannot starve the others (kdk_app/gunicorn_worker.py, the
 handler of kdk_app/server.py): both servers yield to the hub between two requests of a
-connection, so a client whose next request is always ready takes turns with the rest."""
+connection, through a timer so that the loop polls for I/O first (kdk_app/turns.py), so a client
+whose next request is always ready takes turns with the rest."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from clients import read_one_response
 
 PIPELINED = 400
+MAX_ANSWERED_FIRST = 20  # measured 0-5 with a turn through the loop's poll
 REQUEST = b"GET /livez HTTP/1.1\r\nHost: test\r\n\r\n"
 STATUS_LINE = b"HTTP/1.1 200"
 
@@ -40,8 +42,9 @@ def test_a_connection_with_its_next_requests_ready_does_not_starve_another(app_s
         greedy.recv(1)  # its batch is being answered: the other's request comes in mid-batch
         other.sendall(REQUEST)
         assert read_one_response(other).startswith(STATUS_LINE)
-        # Unfair, the greedy connection's whole batch is answered before the other's one request.
-        assert responses_already_received(greedy) < PIPELINED // 2
+        # Unfair, the greedy connection's whole batch is answered before the other's one request;
+        # yielding with sleep(0), which skips the I/O poll, still let 50 go first (see turns.py).
+        assert responses_already_received(greedy) < MAX_ANSWERED_FIRST
     finally:
         greedy.close()
         other.close()
