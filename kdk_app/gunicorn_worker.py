@@ -12,8 +12,9 @@ gunicorn's own loop looks at its ``alive`` flag once a second, and again once a 
 drains, so every graceful stop (a deploy, a restart, ``kill -TERM``) cost each worker a second
 or two of doing nothing. This one wakes on SIGTERM and checks the drain ten times a second.
 A keep-alive connection that sits between two requests held the drain too, until its keep-alive
-timeout ran out (5 s): on SIGTERM such idle connections are now closed at once, as Node's
-``server.close()`` does, while a connection that has read part of a request still gets its answer.
+timeout ran out (5 s): on SIGTERM such idle connections (plain TCP and TLS) are now closed at
+once, as Node's ``server.close()`` does, while a connection that has read part of a request still
+gets its answer.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
 from gevent.socket import socket as GeventSocket
+from gevent.ssl import SSLContext, SSLSocket
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
@@ -42,27 +44,48 @@ HEARTBEAT_S = 1.0
 DRAIN_POLL_S = 0.1
 
 
-class WatchedConnection(GeventSocket):
-    """An accepted plain-TCP connection that knows whether it waits for a request it has not
-    started to read (TLS connections are wrapped in another socket and are not watched)."""
+class IdleWatch:
+    """Knows whether a connection waits for a request it has not started to read, and shuts
+    such a connection on a stop. Mixed into the accepted plain-TCP and TLS sockets."""
 
-    __slots__ = ("idle",)
+    idle: bool
 
     def recv(self, *args: Any) -> bytes:
-        data = super().recv(*args)
+        data = super().recv(*args)  # type: ignore[misc]
         self.idle = False
         return data
 
+    def buffered(self) -> int:
+        """Bytes read off the socket by this object and not handed out yet."""
+        return 0
+
     def close_if_idle(self) -> None:
         """Shut the read side of an idle connection: its pending read ends, so does the loop."""
-        if self.idle and not bytes_waiting(self):
+        if self.idle and not self.buffered() and not bytes_waiting(self):
             try:
-                self.shutdown(socket.SHUT_RD)
+                # The OS socket's own shutdown: the pending read wakes on the EOF and returns
+                # b"" (under TLS too), and the loop ends quietly. gevent's shutdown would make
+                # that read raise (EBADF, logged as a socket error), and SSLSocket's would drop
+                # the TLS state under it.
+                self._sock.shutdown(socket.SHUT_RD)  # type: ignore[attr-defined]
             except OSError:
                 pass  # already closed by the client
 
 
-def bytes_waiting(sock: GeventSocket) -> int:
+class WatchedConnection(IdleWatch, GeventSocket):
+    """An accepted plain-TCP connection."""
+
+    __slots__ = ("idle",)
+
+
+class WatchedTLSConnection(IdleWatch, SSLSocket):
+    """An accepted TLS connection (gunicorn with ``certfile``): the context builds it."""
+
+    def buffered(self) -> int:
+        return int(self.pending())  # decrypted, so no longer counted by the kernel
+
+
+def bytes_waiting(sock: Any) -> int:
     """Bytes received by the kernel and not read yet (a request arriving as we stop)."""
     try:
         return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0])
@@ -86,11 +109,11 @@ class FairGeventWorker(GeventWorker):
 
     def init_process(self) -> None:
         self._exit_asked = Event()
-        self._connections: set[WatchedConnection] = set()
+        self._connections: set[IdleWatch] = set()
         super().init_process()
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
-        if not isinstance(client, WatchedConnection):
+        if not isinstance(client, IdleWatch):
             return super().handle(listener, client, addr)
         client.idle = True
         self._connections.add(client)
@@ -105,11 +128,11 @@ class FairGeventWorker(GeventWorker):
         gevent.spawn(self._exit_asked.set)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
-        if isinstance(sock, WatchedConnection):
+        if isinstance(sock, IdleWatch):
             sock.idle = False
         keep_reading = super().handle_request(listener_name, req, sock, addr)
         gevent.sleep(TURN_S)  # through a timer, so that the loop polls first (kdk_app/turns.py)
-        if isinstance(sock, WatchedConnection):
+        if isinstance(sock, IdleWatch):
             # Set after the yield: a pipelined request already buffered is parsed with no yield
             # in between, so a stop never sees it as idle.
             sock.idle = True
@@ -152,10 +175,18 @@ class FairGeventWorker(GeventWorker):
     def _serve(self, listener: Any) -> StreamServer:
         """What gunicorn's gevent worker starts per listening socket (its server_class is None)."""
         listener.setblocking(1)
-        tls = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
+        tls = {"ssl_context": self._watching_ssl_context()} if self.cfg.is_ssl else {}
         pool = Pool(self.worker_connections)
         server = WatchingServer(listener, handle=partial(self.handle, listener), spawn=pool, **tls)
         if self.cfg.workers > 1:
             server.max_accept = 1  # leave the next connection to another worker
         server.start()
         return server
+
+    def _watching_ssl_context(self) -> Any:
+        """gunicorn's TLS context, wrapping accepted connections as WatchedTLSConnection (a
+        context from a user's own ``ssl_context`` hook that is not gevent's stays as it is)."""
+        context = ssl_context(self.cfg)
+        if isinstance(context, SSLContext):
+            context.sslsocket_class = WatchedTLSConnection
+        return context

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
 from clients import Listener, read_one_response, wait_until
-from node import JS_DIR
-from servers import gunicorn_workers
+from node import JS_DIR, skip_or_fail
+from servers import REPO_ROOT, RunningServer, app_command, app_environment, gunicorn_workers
+
+from kdk_app.embedded import ManagedProcess, free_port
 
 # socket.io-client, as a browser runs it: print each (re)connection, with its socket id.
 JS_RECONNECTING_CLIENT = """
@@ -77,6 +81,65 @@ def test_an_idle_keep_alive_connection_does_not_hold_up_the_stop(app_server_fact
         sock.close()
     assert server.process.returncode == 0, server.log_text()
     assert elapsed < IDLE_STOP_BOUND_S, f"stop took {elapsed:.2f}s\n{server.log_text()}"
+    assert "Traceback" not in server.log_text(), "closing it was logged as an error"
+
+
+def self_signed_certificate(folder) -> tuple[str, str]:
+    """A certificate for IP 127.0.0.1 and its key, made with openssl: (cert, key)."""
+    openssl = shutil.which("openssl") or skip_or_fail("openssl must be on PATH to make a test certificate")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert]
+        + ["-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def tls_answers(port: int, context: ssl.SSLContext) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                sock.sendall(b"GET /livez HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+                return sock.recv(12).startswith(b"HTTP/1.1")
+    except OSError:
+        return False
+
+
+def test_an_idle_keep_alive_tls_connection_does_not_hold_up_the_stop(mongo_url, tmp_path):
+    # gunicorn serving TLS itself (certfile and keyfile), with no proxy in front.
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(cafile=cert)
+    port = free_port()
+    env = app_environment(mongo_url, port, {"GUNICORN_CMD_ARGS": f"--certfile {cert} --keyfile {key}"})
+    process = ManagedProcess(
+        app_command(port, workers=2),
+        name=f"kdk-app-tls:{port}",
+        log_path=tmp_path / "app.log",
+        env=env,
+        cwd=REPO_ROOT,
+        ready_check=lambda: tls_answers(port, context),
+        start_timeout=60,
+    )
+    process.start()
+    server = RunningServer(process, port)
+    try:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=15)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(b"GET /livez HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert read_one_response(sock).startswith(b"HTTP/1.1 200")
+            elapsed = seconds_to_exit_after_sigterm(server)
+            try:
+                assert sock.recv(1) == b"", "the idle connection was not closed"
+            except ssl.SSLError:
+                pass  # closed without TLS's close_notify: closed all the same
+    finally:
+        server.stop()
+    assert server.process.returncode == 0, server.log_text()
+    assert elapsed < IDLE_STOP_BOUND_S, f"stop took {elapsed:.2f}s\n{server.log_text()}"
+    assert "Traceback" not in server.log_text(), "closing it was logged as an error"
 
 
 def test_open_socketio_connections_do_not_hold_up_the_stop(app_server_factory):
