@@ -41,12 +41,17 @@ class BackgroundThread:
         self._target = target
         self._wake = wake
         self._stop = threading.Event()
+        self._ended = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def is_alive(self) -> bool:
-        """The thread is running, possibly already asked to stop."""
-        return self._thread is not None and self._thread.is_alive()
+        """The thread is running, possibly already asked to stop.
+
+        Read from a flag its run sets at the end, not from ``Thread.is_alive()``: under gevent
+        that tries the thread's lock, and a failed try yields to the hub, which the Socket.IO
+        queue's check before each publish did in the middle of every request that emits."""
+        return self._thread is not None and not self._ended.is_set()
 
     @property
     def running(self) -> bool:
@@ -57,9 +62,17 @@ class BackgroundThread:
         """Start a new thread with a new stop event (a thread still stopping keeps its own)."""
         if self.running:
             raise RuntimeError(f"{self.name} is already running")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._target, args=(self._stop,), name=self.name, daemon=True)
+        self._stop, self._ended = threading.Event(), threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(self._stop, self._ended), name=self.name, daemon=True
+        )
         self._thread.start()
+
+    def _run(self, stop: threading.Event, ended: threading.Event) -> None:
+        try:
+            self._target(stop)
+        finally:
+            ended.set()  # this run's own event: a later start() has a new one
 
     def stop(self, timeout: float | None) -> bool:
         """Set the stop event, wake the loop, wait up to ``timeout``; True once the thread ended."""
