@@ -6,7 +6,10 @@ batch) usually has it there already, so the read does not block: one connection 
 and again while the others wait, for seconds under load (p50 1 ms, p99 1-2 s on 32 connections).
 Yielding once between two requests of a connection, through a timer so that the loop polls for
 I/O first (kdk_app/turns.py), lets every ready connection take its turn, as Node's event loop
-does. The arbiter imports this module: it imports gevent only, not the app.
+does. The workers share one listening socket, and each takes its share of the connections
+waiting there at each turn (kdk_app/listen_queue.py), so a burst of new connections is neither
+left for many busy turns nor taken by one worker alone. The arbiter imports this module: it
+imports gevent only, not the app.
 
 gunicorn's own loop looks at its ``alive`` flag once a second, and again once a second while it
 drains, so every graceful stop (a deploy, a restart, ``kill -TERM``) cost each worker a second
@@ -36,6 +39,7 @@ from gevent.ssl import SSLContext, SSLSocket
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
+from .listen_queue import accept_share
 from .turns import TURN_S
 
 # How often the worker tells the arbiter it is alive while serving (gunicorn's own interval).
@@ -94,7 +98,15 @@ def bytes_waiting(sock: Any) -> int:
 
 
 class WatchingServer(StreamServer):
-    """gevent's StreamServer, handing out WatchedConnection sockets."""
+    """gevent's StreamServer, handing out WatchedConnection sockets. With ``sharing_workers``
+    above one, each turn accepts this worker's share of the queue (kdk_app/listen_queue.py)."""
+
+    sharing_workers = 1
+
+    def _do_read(self) -> None:
+        if self.sharing_workers > 1:
+            self.max_accept = accept_share(self.socket, self.sharing_workers)
+        super()._do_read()
 
     def do_read(self) -> tuple[GeventSocket, Any] | None:
         accepted = super().do_read()
@@ -178,8 +190,9 @@ class FairGeventWorker(GeventWorker):
         tls = {"ssl_context": self._watching_ssl_context()} if self.cfg.is_ssl else {}
         pool = Pool(self.worker_connections)
         server = WatchingServer(listener, handle=partial(self.handle, listener), spawn=pool, **tls)
-        if self.cfg.workers > 1:
-            server.max_accept = 1  # leave the next connection to another worker
+        # Workers share the listener: a share of what waits each turn, not gevent's 100 (one
+        # worker would take a whole burst) nor one (a burst would wait many busy turns).
+        server.sharing_workers = self.cfg.workers
         server.start()
         return server
 
