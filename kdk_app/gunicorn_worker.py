@@ -39,6 +39,7 @@ from gevent.ssl import SSLContext, SSLSocket
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
+from . import gunicorn_response
 from .listen_queue import accept_share
 from .turns import TURN_S
 
@@ -122,6 +123,7 @@ class FairGeventWorker(GeventWorker):
     def init_process(self) -> None:
         self._exit_asked = Event()
         self._connections: set[IdleWatch] = set()
+        gunicorn_response.install()  # one write per response, in this worker process only
         super().init_process()
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
