@@ -22,10 +22,6 @@ gets its answer.
 
 from __future__ import annotations
 
-import fcntl
-import socket
-import struct
-import termios
 import time
 from functools import partial
 from typing import Any
@@ -33,15 +29,13 @@ from typing import Any
 import gevent
 from gevent.event import Event
 from gevent.pool import Pool
-from gevent.server import StreamServer
-from gevent.socket import socket as GeventSocket
-from gevent.ssl import SSLContext, SSLSocket
+from gevent.ssl import SSLContext
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
 from . import gunicorn_response
-from .listen_queue import accept_share
 from .turns import TURN_S
+from .watched_connections import IdleWatch, WatchedTLSConnection, WatchingServer
 
 # How often the worker tells the arbiter it is alive while serving (gunicorn's own interval).
 HEARTBEAT_S = 1.0
@@ -49,76 +43,10 @@ HEARTBEAT_S = 1.0
 DRAIN_POLL_S = 0.1
 
 
-class IdleWatch:
-    """Knows whether a connection waits for a request it has not started to read, and shuts
-    such a connection on a stop. Mixed into the accepted plain-TCP and TLS sockets."""
-
-    idle: bool
-
-    def recv(self, *args: Any) -> bytes:
-        data = super().recv(*args)  # type: ignore[misc]
-        self.idle = False
-        return data
-
-    def buffered(self) -> int:
-        """Bytes read off the socket by this object and not handed out yet."""
-        return 0
-
-    def close_if_idle(self) -> None:
-        """Shut the read side of an idle connection: its pending read ends, so does the loop."""
-        if self.idle and not self.buffered() and not bytes_waiting(self):
-            try:
-                # The OS socket's own shutdown: the pending read wakes on the EOF and returns
-                # b"" (under TLS too), and the loop ends quietly. gevent's shutdown would make
-                # that read raise (EBADF, logged as a socket error), and SSLSocket's would drop
-                # the TLS state under it.
-                self._sock.shutdown(socket.SHUT_RD)  # type: ignore[attr-defined]
-            except OSError:
-                pass  # already closed by the client
-
-
-class WatchedConnection(IdleWatch, GeventSocket):
-    """An accepted plain-TCP connection."""
-
-    __slots__ = ("idle",)
-
-
-class WatchedTLSConnection(IdleWatch, SSLSocket):
-    """An accepted TLS connection (gunicorn with ``certfile``): the context builds it."""
-
-    def buffered(self) -> int:
-        return int(self.pending())  # decrypted, so no longer counted by the kernel
-
-
-def bytes_waiting(sock: Any) -> int:
-    """Bytes received by the kernel and not read yet (a request arriving as we stop)."""
-    try:
-        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0])
-    except OSError:
-        return 0
-
-
-class WatchingServer(StreamServer):
-    """gevent's StreamServer, handing out WatchedConnection sockets. With ``sharing_workers``
-    above one, each turn accepts this worker's share of the queue (kdk_app/listen_queue.py)."""
-
-    sharing_workers = 1
-
-    def _do_read(self) -> None:
-        if self.sharing_workers > 1:
-            self.max_accept = accept_share(self.socket, self.sharing_workers)
-        super()._do_read()
-
-    def do_read(self) -> tuple[GeventSocket, Any] | None:
-        accepted = super().do_read()
-        if accepted is None:
-            return None
-        sock, address = accepted
-        return WatchedConnection(sock.family, sock.type, sock.proto, fileno=sock.detach()), address
-
-
 class FairGeventWorker(GeventWorker):
-    """``-k gevent`` with one yield to the hub after each request (gunicorn.conf.py's default)."""
+    """``-k gevent`` with one yield to the hub after each request, a share of the waiting
+    connections accepted per turn, one write per response and a quick graceful stop
+    (gunicorn.conf.py's default)."""
 
     def init_process(self) -> None:
         self._exit_asked = Event()
@@ -186,7 +114,7 @@ class FairGeventWorker(GeventWorker):
 
             begin_stop(self.wsgi)
 
-    def _serve(self, listener: Any) -> StreamServer:
+    def _serve(self, listener: Any) -> WatchingServer:
         """What gunicorn's gevent worker starts per listening socket (its server_class is None)."""
         listener.setblocking(1)
         tls = {"ssl_context": self._watching_ssl_context()} if self.cfg.is_ssl else {}

@@ -20,7 +20,7 @@ ONE_TURN = """
 from gevent import monkey
 monkey.patch_all()
 import socket, sys
-from kdk_app.gunicorn_worker import WatchingServer
+from kdk_app.watched_connections import WatchingServer
 
 listener = socket.socket()
 listener.bind(("127.0.0.1", 0))
