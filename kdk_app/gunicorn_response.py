@@ -24,14 +24,19 @@ LAST_CHUNK = b"0\r\n\r\n"
 class CoalescingResponse(wsgi.Response):
     headers_sent: bool
     _held_head = b""
+    _hold_head = True  # False once the body goes out by sendfile, which must follow the head
 
     def send_headers(self) -> None:
         if self.headers_sent:
             return
         lines = self.default_headers()
         lines.extend(f"{name}: {value}\r\n" for name, value in self.headers)
-        self._held_head = ("".join(lines) + "\r\n").encode("latin-1")
+        head = ("".join(lines) + "\r\n").encode("latin-1")
         self.headers_sent = True
+        if self._hold_head:
+            self._held_head = head
+        else:
+            self.sock.sendall(head)
 
     def _take_head(self) -> bytes:
         head, self._held_head = self._held_head, b""
@@ -43,16 +48,8 @@ class CoalescingResponse(wsgi.Response):
         self.sock.sendall(self._take_head() + data)
 
     def sendfile(self, respiter: Any) -> bool:
-        # gunicorn sends the file with os.sendfile after the head: the head must be out first.
-        if self._sendfile_possible(respiter):
-            self.send_headers()
-            head = self._take_head()
-            if head:
-                self.sock.sendall(head)
+        self._hold_head = False  # gunicorn sends the file with os.sendfile after the head
         return bool(super().sendfile(respiter))
-
-    def _sendfile_possible(self, respiter: Any) -> bool:
-        return not self.cfg.is_ssl and self.can_sendfile() and hasattr(respiter.filelike, "fileno")
 
     def close(self) -> None:
         if not self.headers_sent:

@@ -34,7 +34,7 @@ from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
 from . import gunicorn_response
-from .turns import TURN_S
+from .turns import take_turns
 from .watched_connections import IdleWatch, WatchedTLSConnection, WatchingServer
 
 # How often the worker tells the arbiter it is alive while serving (gunicorn's own interval).
@@ -73,7 +73,7 @@ class FairGeventWorker(GeventWorker):
         if isinstance(sock, IdleWatch):
             sock.idle = False
         keep_reading = super().handle_request(listener_name, req, sock, addr)
-        gevent.sleep(TURN_S)  # through a timer, so that the loop polls first (kdk_app/turns.py)
+        take_turns()  # through a timer, so that the loop polls first
         if isinstance(sock, IdleWatch):
             # Set after the yield: a pipelined request already buffered is parsed with no yield
             # in between, so a stop never sees it as idle.

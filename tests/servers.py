@@ -107,8 +107,10 @@ def start_app_server(
     workers: int = 0,
     port: int | None = None,
     timeout: float = APP_START_TIMEOUT,
+    ready_check: Callable[[], bool] | None = None,
 ) -> RunningServer:
-    """Start the app and wait until ``GET /healthcheck`` answers (any status counts as up)."""
+    """Start the app and wait until ``GET /healthcheck`` answers (any status counts as up), or
+    until ``ready_check`` says so (a server that is not plain HTTP)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}{HEALTHCHECK_PATH}"
     process = ManagedProcess(
@@ -117,7 +119,7 @@ def start_app_server(
         log_path=log_dir / f"app-{port}.log",
         env=app_environment(mongo_url, port, env),
         cwd=REPO_ROOT,
-        ready_check=lambda: http_answers(url),
+        ready_check=ready_check or (lambda: http_answers(url)),
         start_timeout=timeout,
     )
     process.start()
@@ -138,8 +140,11 @@ class AppServerFactory:
         *,
         workers: int = 0,
         port: int | None = None,
+        ready_check: Callable[[], bool] | None = None,
     ) -> RunningServer:
-        server = start_app_server(self.mongo_url, self.log_dir, env, workers=workers, port=port)
+        server = start_app_server(
+            self.mongo_url, self.log_dir, env, workers=workers, port=port, ready_check=ready_check
+        )
         self.servers.append(server)
         return server
 

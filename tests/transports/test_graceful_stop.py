@@ -20,9 +20,9 @@ import time
 
 from clients import Listener, read_one_response, wait_until
 from node import JS_DIR, skip_or_fail
-from servers import REPO_ROOT, RunningServer, app_command, app_environment, gunicorn_workers
+from servers import gunicorn_workers
 
-from kdk_app.embedded import ManagedProcess, free_port
+from kdk_app.embedded import free_port
 
 # socket.io-client, as a browser runs it: print each (re)connection, with its socket id.
 JS_RECONNECTING_CLIENT = """
@@ -108,23 +108,17 @@ def tls_answers(port: int, context: ssl.SSLContext) -> bool:
         return False
 
 
-def test_an_idle_keep_alive_tls_connection_does_not_hold_up_the_stop(mongo_url, tmp_path):
+def test_an_idle_keep_alive_tls_connection_does_not_hold_up_the_stop(app_server_factory, tmp_path):
     # gunicorn serving TLS itself (certfile and keyfile), with no proxy in front.
     cert, key = self_signed_certificate(tmp_path)
     context = ssl.create_default_context(cafile=cert)
     port = free_port()
-    env = app_environment(mongo_url, port, {"GUNICORN_CMD_ARGS": f"--certfile {cert} --keyfile {key}"})
-    process = ManagedProcess(
-        app_command(port, workers=2),
-        name=f"kdk-app-tls:{port}",
-        log_path=tmp_path / "app.log",
-        env=env,
-        cwd=REPO_ROOT,
+    server = app_server_factory(
+        {"GUNICORN_CMD_ARGS": f"--certfile {cert} --keyfile {key}"},
+        workers=2,
+        port=port,
         ready_check=lambda: tls_answers(port, context),
-        start_timeout=60,
     )
-    process.start()
-    server = RunningServer(process, port)
     try:
         raw = socket.create_connection(("127.0.0.1", port), timeout=15)
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
