@@ -89,6 +89,8 @@ def test_an_event_is_saved_before_the_call_returns(stream, db):
         node.service.create({"text": "kept"})
         # Saved on the caller's thread: there the moment create() returned.
         assert outbox_size(db, stream) == 1 and node.sync.stats.saved == 1
+        # The owner's record is the drainer thread's first beat, which may come just after.
+        assert wait_until(lambda: db[OWNERS].find_one({"_id": node.sync.instance_id}), timeout=10)
         assert db[OWNERS].find_one({"_id": node.sync.instance_id})["stream"] == stream
     finally:
         node.sync.stop()
