@@ -22,6 +22,7 @@ from ..core.application import ServiceEvent
 from ..core.errors import NotAuthenticated
 from ..redis_client import redis_answers
 from ..transports.rest import json_response
+from .pending import FlushEverySecond
 from .registry import Metrics, multiprocess_dir
 
 logger = logging.getLogger(__name__)
@@ -56,12 +57,23 @@ def install_metrics(flask_app: Flask, kdk: Application, settings: Mapping[str, A
     _watch_distribution(kdk, metrics)
     _probe_servers(flask_app, metrics, settings)
     _count_requests(flask_app, kdk, metrics)
+    _flush_for_other_processes(kdk, metrics)
     if options["bind"]:
         _serve_on_own_address(kdk, metrics, options["bind"])
     elif options["token"] or options["public"]:
         _serve_route(flask_app, metrics, options["token"])
     else:
         logger.warning("/metrics not served: set metrics.token or metrics.bind (it is not public here)")
+
+
+def _flush_for_other_processes(kdk: Application, metrics: Metrics) -> None:
+    """Under several workers another process may answer the scrape: each serving worker folds
+    its pending counts into its metrics file every second, and once more when it stops."""
+    if not multiprocess_dir():
+        return  # every scrape is this process's own, and flushes first
+    flusher = FlushEverySecond(metrics.pending)
+    kdk.on_start(flusher.start)
+    kdk.on("teardown", lambda _app: flusher.stop())
 
 
 def _count_calls_and_events(kdk: Application, metrics: Metrics) -> None:
@@ -74,7 +86,7 @@ def _count_calls_and_events(kdk: Application, metrics: Metrics) -> None:
 
     def observe_event(event: ServiceEvent) -> None:
         if not event.remote:  # counted where it happened, once
-            metrics.events.labels(event.path or "/", event.event).inc()
+            metrics.count_event(event.path or "/", event.event)
 
     kdk.call_observers.append(observe_call)
     kdk.event_sinks.append(observe_event)
@@ -87,8 +99,11 @@ def _count_deliveries(kdk: Application, metrics: Metrics) -> None:
     if channels is None or not channels.emitters:
         return  # nothing is emitted: publishing stays skipped
     queued, local = metrics.deliveries.labels("queue"), metrics.deliveries.labels("local")
+    pending = metrics.pending
     channels.emitters.append(
-        ChannelEmitter(lambda name, payload, rooms: queued.inc(), lambda name, payload, rooms: local.inc())
+        ChannelEmitter(
+            lambda name, payload, rooms: pending.inc(queued), lambda name, payload, rooms: pending.inc(local)
+        )
     )
 
 

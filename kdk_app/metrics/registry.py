@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .pending import FlushBeforeCollect, PendingCounts
+
 logger = logging.getLogger(__name__)
 
 # A bounded probe of a server this app uses: True when it answers in time.
@@ -35,6 +37,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # The request path's counts wait here; registered first, so a scrape flushes them first.
+        self.pending = PendingCounts()
+        self.registry.register(FlushBeforeCollect(self.pending))
         # Servers probed when scraped, by the process that answers the scrape.
         self.probes: dict[str, HealthProbe] = {}
         r = self.registry
@@ -95,6 +100,7 @@ class Metrics:
         # every call, a few µs each on the hot path. Bounded as the labels are.
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._call_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        self._event_children: dict[tuple[str, str], Any] = {}
 
     def count_request(self, route: str, method: str, status: str, seconds: float | None) -> None:
         children = self._request_children.get((route, method, status))
@@ -104,9 +110,9 @@ class Metrics:
                 self.http_seconds.labels(route, method),
             )
             self._request_children[(route, method, status)] = children
-        children[0].inc()
+        self.pending.inc(children[0])
         if seconds is not None:
-            children[1].observe(seconds)
+            self.pending.observe(children[1], seconds)
 
     def count_call(self, service: str, method: str, provider: str, outcome: str, seconds: float) -> None:
         children = self._call_children.get((service, method, provider, outcome))
@@ -116,8 +122,14 @@ class Metrics:
                 self.service_seconds.labels(service, method, provider),
             )
             self._call_children[(service, method, provider, outcome)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.pending.inc(children[0])
+        self.pending.observe(children[1], seconds)
+
+    def count_event(self, service: str, event: str) -> None:
+        child = self._event_children.get((service, event))
+        if child is None:
+            child = self._event_children[(service, event)] = self.events.labels(service, event)
+        self.pending.inc(child)
 
     def scrape(self) -> bytes:
         """The text format of every metric: of every worker under gunicorn, else of this process."""
@@ -125,6 +137,8 @@ class Metrics:
         if not directory:
             return generate_latest(self.registry)
         from prometheus_client import multiprocess
+
+        self.pending.flush()  # this worker's own; the others flush every second
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)
