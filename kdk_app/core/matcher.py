@@ -438,6 +438,8 @@ def compile_query(query: Mapping[str, Any]) -> Predicate:
 
 def matches(record: Record, query: Mapping[str, Any]) -> bool:
     """Whether ``record`` satisfies ``query`` (compile once with ``compile_query`` for many)."""
+    if not query:  # a get by id with no conditions: nothing to compile
+        return True
     return compile_query(query)(record)
 
 

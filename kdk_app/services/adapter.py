@@ -83,8 +83,13 @@ class AdapterService:
         return self.options["id"]
 
     # --- options and queries -------------------------------------------------------------
-    def get_options(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    def get_options(self, params: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        """The options of this call: the service's, with ``params["adapter"]`` and
+        ``params["paginate"]`` over them. Read-only: without either it is ``self.options`` itself
+        (a copy per call cost more than the rest of a get on MemoryService)."""
         params = params or {}
+        if not params.get("adapter") and "paginate" not in params:
+            return self.options
         options = {**self.options, **(params.get("adapter") or {})}
         if "paginate" in params:
             options["paginate"] = params["paginate"]

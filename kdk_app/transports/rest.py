@@ -15,6 +15,7 @@ from ..core import STANDARD_METHODS, Application, HookContext, Service, errors
 from ..core.protocol import arguments_of, rest_method
 from ..core.serialization import dumps
 from .qs import QueryStringError, parse_query_string
+from .response import JSONResponse
 from .wsgi import environ_headers
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(dumps(body), status=status, headers=headers, mimetype="application/json")
+    return JSONResponse(dumps(body), status=status, headers=headers or None)
 
 
 def error_response(error: BaseException) -> Response:
